@@ -1,0 +1,1 @@
+"""The domain: contracts, users, migration rules, security features. No request objects here."""

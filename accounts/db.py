@@ -1,0 +1,43 @@
+"""One database handle for the app, the CLI and the tests: SQLite by default, PostgreSQL by URL."""
+from urllib.parse import urlparse
+
+from peewee import DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+
+database = DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10000,
+    "synchronous": "normal",
+    "cache_size": -64000,
+}
+
+
+def connect_url(url: str):
+    """Build (not open) the database named by a URL: sqlite:///path or postgresql://..."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
+        return SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=10)
+    if parsed.scheme in ("postgres", "postgresql"):
+        return PostgresqlDatabase(
+            parsed.path.lstrip("/"),
+            user=parsed.username,
+            password=parsed.password,
+            host=parsed.hostname,
+            port=parsed.port or 5432,
+            prefer_psycopg3=True,
+            autoconnect=True,
+        )
+    raise ValueError(f"unsupported DATABASE_URL scheme: {parsed.scheme!r}")
+
+
+def init_database(url: str):
+    db = connect_url(url)
+    database.initialize(db)
+    return db
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, PostgresqlDatabase)

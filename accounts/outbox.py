@@ -1,0 +1,185 @@
+"""Mail written in the caller's transaction, delivered over SMTP with retries, every answer kept.
+
+``enqueue`` renders a mail pair (``templates/mail/<name>.txt`` and ``.html``) in the recipient's
+language and inserts a ``Mail`` row: it commits or rolls back with the change that caused it.
+``deliver_due`` sends what is due, one SMTP answer per ``MailAttempt``. Delivery is
+at-least-once with a stable Message-ID; a mail leased by one worker is not taken by another.
+"""
+import datetime
+import smtplib
+import socket
+import uuid
+
+from .clock import utcnow
+from .db import database
+from .models import Mail, MailAttempt
+
+# Back-off after the n-th failed attempt (temporary failures only); then the mail is failed.
+RETRY_DELAYS = (30, 60, 120, 300, 600, 1800, 3600, 7200)
+LEASE_SECONDS = 120
+
+
+def enqueue(*, recipient: str, subject: str, body_text: str, body_html: str | None = None,
+            kind: str, user=None, domain: str = "portal.local") -> Mail:
+    """Write one mail to the outbox. Call inside the transaction of the change that causes it."""
+    return Mail.create(
+        message_id=f"<{uuid.uuid4().hex}@{domain}>",
+        kind=kind,
+        user=user,
+        recipient=recipient,
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html,
+        status="queued",
+        next_attempt_at=utcnow(),
+    )
+
+
+def render_and_enqueue(template: str, *, recipient: str, subject: str, kind: str, user=None,
+                       language: str | None = None, **context) -> Mail:
+    """Render ``mail/<template>.txt`` (+ ``.html`` when present) in ``language`` and enqueue it.
+
+    Needs an application context (templates and translations), not a request.
+    """
+    from flask import current_app, render_template
+    from flask_babel import force_locale
+    from jinja2 import TemplateNotFound
+
+    language = language or "ja"
+    with force_locale(language):
+        text = render_template(f"mail/{template}.txt", **context)
+        try:
+            html = render_template(f"mail/{template}.html", **context)
+        except TemplateNotFound:
+            html = None
+        subject = str(subject)
+    domain = current_app.config.get("MAIL_MESSAGE_ID_DOMAIN", "portal.local")
+    return enqueue(recipient=recipient, subject=subject, body_text=text, body_html=html,
+                   kind=kind, user=user, domain=domain)
+
+
+def _claim_due(limit: int, now: datetime.datetime) -> list[Mail]:
+    """Lease due mails so that concurrent workers never send the same mail at once."""
+    candidates = list(
+        Mail.select(Mail.id)
+        .where((Mail.status == "queued") & (Mail.next_attempt_at <= now)
+               & ((Mail.lease_until.is_null()) | (Mail.lease_until < now)))
+        .order_by(Mail.next_attempt_at, Mail.id)
+        .limit(limit)
+    )
+    claimed = []
+    lease = now + datetime.timedelta(seconds=LEASE_SECONDS)
+    for row in candidates:
+        with database.atomic():
+            got = (Mail.update(lease_until=lease)
+                   .where((Mail.id == row.id) & (Mail.status == "queued")
+                          & ((Mail.lease_until.is_null()) | (Mail.lease_until < now)))
+                   .execute())
+        if got:
+            claimed.append(Mail.get_by_id(row.id))
+    return claimed
+
+
+def _smtp_error(exc: Exception) -> tuple[int | None, str, bool]:
+    """(code, answer, permanent) for an exception raised while sending."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, answer = next(iter(exc.recipients.values()))
+        return code, _decode(answer), 500 <= code < 600
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code, _decode(exc.smtp_error), 500 <= exc.smtp_code < 600
+    if isinstance(exc, (OSError, socket.timeout, smtplib.SMTPException)):
+        return None, f"{type(exc).__name__}: {exc}", False
+    return None, f"{type(exc).__name__}: {exc}", False
+
+
+def _decode(answer) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+
+
+def deliver_due(mail_ext, sender: str, limit: int = 100, now: datetime.datetime | None = None) -> dict:
+    """Send due mails through a Flask-Mail ``Mail`` extension; return counts of what happened.
+
+    Each mail is marked sent only after the server accepted it. A temporary failure (4xx, no
+    connection) schedules a retry with back-off; a permanent one (5xx) or exhausted retries
+    marks it failed. Either way the server's answer is kept in ``MailAttempt``.
+    """
+    from flask_mail import Message
+
+    now = now or utcnow()
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    mails = _claim_due(limit, now)
+    if not mails:
+        return counts
+    try:
+        conn = mail_ext.connect()
+        conn.__enter__()
+    except Exception as exc:  # server down: every claimed mail waits for the next round
+        code, answer, _ = _smtp_error(exc)
+        for m in mails:
+            _record_failure(m, code, answer, permanent=False, now=now)
+            counts["retry"] += 1
+        return counts
+    try:
+        for m in mails:
+            msg = Message(subject=m.subject, recipients=[m.recipient], body=m.body_text,
+                          html=m.body_html, sender=sender)
+            msg.msgId = m.message_id
+            try:
+                code, answer = _send(conn.host, sender, m.recipient, msg.as_bytes())
+            except Exception as exc:
+                code, answer, permanent = _smtp_error(exc)
+                failed = _record_failure(m, code, answer, permanent=permanent, now=now)
+                counts["failed" if failed else "retry"] += 1
+                if not isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
+                    break  # connection lost: leave the rest for the next round
+                continue
+            with database.atomic():
+                MailAttempt.create(mail=m, at=now, ok=True, smtp_code=code, smtp_answer=answer)
+                (Mail.update(status="sent", sent_at=utcnow(), attempts=Mail.attempts + 1,
+                             lease_until=None, last_error=None)
+                 .where(Mail.id == m.id).execute())
+            counts["sent"] += 1
+    finally:
+        try:
+            conn.__exit__(None, None, None)
+        except Exception:
+            pass
+    # Mails claimed but not tried (connection lost) lose their lease and are tried next round.
+    (Mail.update(lease_until=None)
+     .where((Mail.id.in_([m.id for m in mails])) & (Mail.status == "queued")).execute())
+    return counts
+
+
+def _send(host: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+    """One SMTP transaction, returning the server's own answer to DATA (kept for the helpdesk)."""
+    host.ehlo_or_helo_if_needed()
+    code, resp = host.mail(sender)
+    if code != 250:
+        host.rset()
+        raise smtplib.SMTPSenderRefused(code, resp, sender)
+    code, resp = host.rcpt(recipient)
+    if code not in (250, 251):
+        host.rset()
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, resp)})
+    code, resp = host.data(data)
+    if code != 250:
+        host.rset()
+        raise smtplib.SMTPDataError(code, resp)
+    return code, _decode(resp)
+
+
+def _record_failure(m: Mail, code, answer: str, *, permanent: bool, now) -> bool:
+    attempts = m.attempts + 1
+    failed = permanent or attempts > len(RETRY_DELAYS)
+    delay = RETRY_DELAYS[min(attempts - 1, len(RETRY_DELAYS) - 1)]
+    with database.atomic():
+        MailAttempt.create(mail=m, at=now, ok=False, smtp_code=code, smtp_answer=answer)
+        (Mail.update(status="failed" if failed else "queued", attempts=attempts, last_error=answer,
+                     lease_until=None, next_attempt_at=now + datetime.timedelta(seconds=delay))
+         .where(Mail.id == m.id).execute())
+    return failed
+
+
+def delivery_state(mail: Mail) -> str:
+    """What the helpdesk sees: queued (not yet accepted by a server), sent, or failed."""
+    return mail.status

@@ -1,0 +1,108 @@
+"""Password policy per portal (guide STEP 6 / STEP 5) and argon2id hashing."""
+import string
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .models import BUSINESS, SDPF
+
+# The guide prints the backslash as ¥ (as Japanese fonts do): a typed U+00A5 means "\".
+YEN = "\u00a5"
+BUSINESS_SYMBOLS = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~"
+SDPF_SYMBOLS = BUSINESS_SYMBOLS.replace('"', "")
+SYMBOLS = {BUSINESS: BUSINESS_SYMBOLS, SDPF: SDPF_SYMBOLS}
+MIN_LENGTH = 8
+MAX_LENGTH = 32
+
+# OWASP parameters (SPEC 9). Configuration may lower them for tests; one test pins these.
+PRODUCTION_PARAMETERS = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
+
+
+def normalise(password: str) -> str:
+    """Read ¥ as \\, when setting a password and when signing in."""
+    return password.replace(YEN, "\\")
+
+
+@dataclass(frozen=True)
+class RuleState:
+    key: str       # length | digit | upper | lower | charset
+    ok: bool
+
+
+def check_policy(portal: str, password: str) -> list[RuleState]:
+    """Each rule of the portal's policy with whether the password meets it (shown live)."""
+    pw = normalise(password)
+    allowed = set(string.ascii_letters + string.digits + SYMBOLS[portal])
+    return [
+        RuleState("length", MIN_LENGTH <= len(pw) <= MAX_LENGTH),
+        RuleState("digit", any(c in string.digits for c in pw)),
+        RuleState("upper", any(c in string.ascii_uppercase for c in pw)),
+        RuleState("lower", any(c in string.ascii_lowercase for c in pw)),
+        RuleState("charset", bool(pw) and all(c in allowed for c in pw)),
+    ]
+
+
+def policy_failures(portal: str, password: str) -> list[str]:
+    return [r.key for r in check_policy(portal, password) if not r.ok]
+
+
+def invalid_characters(portal: str, password: str) -> list[str]:
+    """The characters that the portal does not allow, in order of appearance, once each."""
+    allowed = set(string.ascii_letters + string.digits + SYMBOLS[portal])
+    seen = []
+    for c in normalise(password):
+        if c not in allowed and c not in seen:
+            seen.append(c)
+    return seen
+
+
+class Hasher:
+    """argon2id with configurable parameters; verify() also tells when a rehash is due."""
+
+    def __init__(self, time_cost=2, memory_cost=19456, parallelism=1):
+        self._ph = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost,
+                                  parallelism=parallelism, type=Type.ID)
+        # Verifying against this keeps "no such user" as slow as a wrong password.
+        self._dummy = self._ph.hash("dummy-password-for-equal-timing")
+
+    @property
+    def parameters(self):
+        return self._ph
+
+    def hash(self, password: str) -> str:
+        return self._ph.hash(normalise(password))
+
+    def verify(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
+        """(matches, needs_rehash). A missing hash costs the same time as a wrong password."""
+        if not stored_hash:
+            try:
+                self._ph.verify(self._dummy, normalise(password) + "x")
+            except VerificationError:
+                pass
+            return False, False
+        try:
+            self._ph.verify(stored_hash, normalise(password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False, False
+        return True, self._ph.check_needs_rehash(stored_hash)
+
+    def burn(self, password: str = "") -> None:
+        """Spend one verify's time (for answers that must not reveal whether a user exists)."""
+        self.verify(None, password)
+
+
+_hasher: Hasher | None = None
+
+
+def configure(time_cost=2, memory_cost=19456, parallelism=1) -> Hasher:
+    global _hasher
+    _hasher = Hasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+    return _hasher
+
+
+def hasher() -> Hasher:
+    global _hasher
+    if _hasher is None:
+        _hasher = Hasher(**PRODUCTION_PARAMETERS)
+    return _hasher

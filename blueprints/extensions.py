@@ -1,0 +1,13 @@
+"""Flask extensions, created once and bound in create_app()."""
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_mail import Mail
+from flask_wtf.csrf import CSRFProtect
+
+babel = Babel()
+csrf = CSRFProtect()
+login_manager = LoginManager()
+mail = Mail()
+limiter = Limiter(key_func=get_remote_address, default_limits=[], strategy="fixed-window")

@@ -1,0 +1,33 @@
+"""Small helpers every blueprint shares: htmx-aware rendering, safe redirects, request facts."""
+from urllib.parse import urlsplit
+
+from flask import make_response, render_template, request
+
+
+def is_htmx() -> bool:
+    """A fragment is wanted for htmx requests, but not for history restoration (full page)."""
+    return request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request")
+
+
+def render(page: str, fragment: str | None = None, status: int = 200, **context):
+    """Render the whole page, or only its partial when htmx asked; always Vary: HX-Request."""
+    template = fragment if (fragment and is_htmx()) else page
+    response = make_response(render_template(template, **context), status)
+    response.headers.add("Vary", "HX-Request")
+    return response
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site relative paths are followed after sign-in (no open redirect)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target:
+        return default
+    return target
+
+
+def client_ip() -> str:
+    return request.remote_addr or ""
