@@ -1,11 +1,23 @@
-"""End users of the two new portals: one set of views, registered once per portal."""
-from flask import Blueprint, render_template
+"""End users of the two new portals: one set of views, registered once per portal.
+
+Each area module (``auth``, ``tickets``, ...) has ``register(bp)`` that adds its routes to a
+portal blueprint; ``g.portal`` / the ``portal`` template variable say which portal is serving.
+Signed-in state: ``flask_login.login_user(user)`` only after the whole sign-in (password, second
+step, current terms). A contract admin so signed in may use the console at /admin/.
+"""
+from flask import Blueprint, g, render_template
 
 from accounts.models import BUSINESS, SDPF
+
+AREA_MODULES = ()  # area modules register their routes here, e.g. ("auth", "profile", "tickets")
 
 
 def make_blueprint(portal: str) -> Blueprint:
     bp = Blueprint(portal, __name__, url_prefix=f"/{portal}")
+
+    @bp.before_request
+    def _set_portal():
+        g.portal = portal
 
     @bp.context_processor
     def _portal_context():
@@ -15,6 +27,10 @@ def make_blueprint(portal: str) -> Blueprint:
     def landing():
         return render_template("portal/landing.html")
 
+    import importlib
+
+    for name in AREA_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(bp)
     return bp
 
 

@@ -1,0 +1,130 @@
+"""The migration period: before / during / after, derived from the clock (SPEC 6).
+
+No period set behaves as "after": the new portals are open and the legacy portal shows its
+end-of-service page.
+"""
+import datetime
+from dataclasses import dataclass
+
+from .clock import JST, from_jst_naive, utcnow
+from .models import ORIGIN_LEGACY, MigrationPeriod
+
+BEFORE = "before"
+DURING = "during"
+AFTER = "after"
+
+
+class PeriodError(ValueError):
+    """A period setting that cannot be accepted; the message says why."""
+
+
+@dataclass(frozen=True)
+class Period:
+    start_at: datetime.datetime  # naive UTC
+    end_at: datetime.datetime    # naive UTC
+
+
+def current() -> Period | None:
+    row = MigrationPeriod.get_or_none(MigrationPeriod.id == 1)
+    return Period(row.start_at, row.end_at) if row else None
+
+
+def phase(now: datetime.datetime | None = None, period: Period | None = None) -> str:
+    period = period if period is not None else current()
+    if period is None:
+        return AFTER
+    now = now or utcnow()
+    if now < period.start_at:
+        return BEFORE
+    if now <= period.end_at:
+        return DURING
+    return AFTER
+
+
+def first_login_open_for(user, now=None) -> bool:
+    """Migrated users start their first login only once the period has begun (native users always)."""
+    if user.origin != ORIGIN_LEGACY:
+        return True
+    return phase(now) != BEFORE
+
+
+def parse_time(text: str, field: str) -> datetime.datetime:
+    """ISO 8601 to naive UTC; a time without offset is JST. Raises PeriodError naming the field."""
+    value = (text or "").strip()
+    if not value:
+        raise PeriodError(f"{field}: a date and time is required (e.g. 2026-12-01T00:00)")
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PeriodError(f"{field}: '{value}' is not an ISO 8601 date and time "
+                          f"(e.g. 2026-12-01T00:00)") from None
+    return from_jst_naive(parsed)
+
+
+def validate(start_at: datetime.datetime, end_at: datetime.datetime) -> None:
+    if end_at <= start_at:
+        raise PeriodError("end: the end must be after the start")
+
+
+def set_period(start_at: datetime.datetime, end_at: datetime.datetime, updated_by: str = "") -> Period:
+    """Store the period (naive UTC). Call inside the transaction that also writes the audit entry."""
+    validate(start_at, end_at)
+    (MigrationPeriod.insert(id=1, start_at=start_at, end_at=end_at, updated_at=utcnow(),
+                            updated_by=updated_by)
+     .on_conflict(conflict_target=[MigrationPeriod.id],
+                  update={MigrationPeriod.start_at: start_at, MigrationPeriod.end_at: end_at,
+                          MigrationPeriod.updated_at: utcnow(), MigrationPeriod.updated_by: updated_by})
+     .execute())
+    return Period(start_at, end_at)
+
+
+def clear_period() -> None:
+    MigrationPeriod.delete().where(MigrationPeriod.id == 1).execute()
+
+
+def describe(period: Period | None, now=None) -> str:
+    if period is None:
+        return "no migration period is set: phase 'after' (new portals open, legacy portal closed)"
+    fmt = "%Y-%m-%d %H:%M JST"
+    start = period.start_at.replace(tzinfo=datetime.UTC).astimezone(JST).strftime(fmt)
+    end = period.end_at.replace(tzinfo=datetime.UTC).astimezone(JST).strftime(fmt)
+    return f"migration period {start} - {end}: phase '{phase(now, period)}'"
+
+
+def command(start: str | None, end: str | None, clear: bool) -> int:
+    """`flask migration-period`: 0 done, 1 refused (message on stderr), 2 wrong usage."""
+    import click
+
+    from . import audit
+    from .db import database
+
+    if clear and (start or end):
+        click.echo("usage: --clear cannot be combined with --start/--end", err=True)
+        return 2
+    if clear:
+        with database.atomic():
+            old = current()
+            clear_period()
+            audit.record("cli", "migration_period_cleared", field="migration_period",
+                         old=describe(old), new=None)
+        click.echo("migration period removed: " + describe(None))
+        return 0
+    if not start and not end:
+        click.echo(describe(current()))
+        return 0
+    if not (start and end):
+        click.echo("usage: give both --start and --end (or --clear, or neither to show the period)",
+                   err=True)
+        return 2
+    try:
+        start_at, end_at = parse_time(start, "start"), parse_time(end, "end")
+        with database.atomic():
+            old = current()
+            new = set_period(start_at, end_at, updated_by="cli")
+            audit.record("cli", "migration_period_set", field="migration_period",
+                         old=describe(old) if old else None, new=describe(new))
+    except PeriodError as exc:
+        click.echo(f"refused: {exc}", err=True)
+        return 1
+    click.echo("saved: " + describe(new))
+    return 0

@@ -1,0 +1,33 @@
+"""The password-reset mail (also the first-login link): token and mail written in one transaction.
+
+Used by the portal's reset request (after a successful identity check), the console's "send reset
+link" and the legacy pop-up. The link is ``<base>/<portal>/password/reset/<token>``.
+"""
+from . import audit, outbox, tokens
+from .db import database
+from .models import BUSINESS
+
+
+def reset_link(base_url: str, portal: str, raw_token: str) -> str:
+    return f"{base_url.rstrip('/')}/{portal}/password/reset/{raw_token}"
+
+
+def send_reset_link(user, *, config, base_url: str, actor=None, ip: str | None = None,
+                    action: str = "reset_link_sent", recipient: str | None = None):
+    """Issue a fresh reset token (voiding older ones) and write the reset mail. Returns the Mail.
+
+    ``config`` is the app configuration (lifetimes and subjects); ``actor`` is the user themself,
+    a console admin or staff account, or None for the system.
+    """
+    minutes = config["RESET_TOKEN_MINUTES"]
+    subject_key = "MAIL_SUBJECT_RESET_BUSINESS" if user.portal == BUSINESS else "MAIL_SUBJECT_RESET_SDPF"
+    with database.atomic():
+        raw = tokens.issue(user, tokens.RESET, minutes)
+        mail = outbox.render_and_enqueue(
+            "reset_password", recipient=recipient or user.email, subject=config[subject_key],
+            kind="reset", user=user, language=user.language,
+            user_obj=user, link=reset_link(base_url, user.portal, raw), minutes=minutes,
+            portal=user.portal)
+        audit.record(actor if actor is not None else user, action, target_user=user, ip=ip,
+                     detail=f"mail {mail.message_id}")
+    return mail
