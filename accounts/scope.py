@@ -57,7 +57,8 @@ def contract_ids_in_scope(principal) -> list[int] | None:
     if role in (OPERATOR, HELPDESK):
         return None
     if role == PARENT_ADMIN:
-        children = [c.id for c in Contract.select(Contract.id).where(Contract.parent == principal.contract_id)]
+        children = [c.id for c in
+                    Contract.select(Contract.id).where(Contract.parent == principal.contract_id)]
         return [principal.contract_id, *children]
     if role == CHILD_ADMIN:
         return [principal.contract_id]

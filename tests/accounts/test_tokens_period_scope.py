@@ -37,7 +37,8 @@ def test_no_period_behaves_as_after(db):
     assert period.phase() == period.AFTER
 
 
-@pytest.mark.parametrize("offset_days,expected", [(-1, period.BEFORE), (1, period.DURING), (40, period.AFTER)])
+@pytest.mark.parametrize("offset_days,expected",
+                         [(-1, period.BEFORE), (1, period.DURING), (40, period.AFTER)])
 def test_phase_follows_the_clock(db, offset_days, expected):
     start = datetime.datetime(2026, 12, 1)
     period.set_period(start, start + datetime.timedelta(days=30))
