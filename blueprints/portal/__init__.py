@@ -5,11 +5,11 @@ portal blueprint; ``g.portal`` / the ``portal`` template variable say which port
 Signed-in state: ``flask_login.login_user(user)`` only after the whole sign-in (password, second
 step, current terms). A contract admin so signed in may use the console at /admin/.
 """
-from flask import Blueprint, g, render_template
+from flask import Blueprint, g, redirect, render_template, url_for
 
 from accounts.models import BUSINESS, SDPF
 
-AREA_MODULES = ()  # area modules register their routes here, e.g. ("auth", "profile", "tickets")
+AREA_MODULES = ("auth", "steps", "account")  # area modules register their routes here
 
 
 def make_blueprint(portal: str) -> Blueprint:
@@ -21,10 +21,16 @@ def make_blueprint(portal: str) -> Blueprint:
 
     @bp.context_processor
     def _portal_context():
-        return {"portal": portal}
+        from flask_babel import gettext as _
+
+        name = _("Business Portal") if portal == BUSINESS else _("Smart Data Platform Portal")
+        return {"portal": portal, "portal_name": name}
 
     @bp.get("/")
     def landing():
+        """Business: the landing page with its sign-in button; SDPF: straight to its sign-in page."""
+        if portal == SDPF:
+            return redirect(url_for(f"{portal}.signin"), 302)
         return render_template("portal/landing.html")
 
     import importlib

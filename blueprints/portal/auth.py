@@ -1,0 +1,272 @@
+"""Entry, sign-in, sign-out, the reset request (identity check), the new password, "ask my admin"."""
+import time
+
+from flask import current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import logout_user
+
+from accounts import audit, identity, outbox, passwords, period, recovery, scope, signin, tokens, twostep
+from accounts.db import database
+from accounts.models import BUSINESS, User
+from blueprints.extensions import limiter
+from blueprints.web import client_ip, render, safe_next
+
+from . import flow
+from .guard import portal_user
+
+MAX_LOGIN_ID = 255
+MAX_PASSWORD = 256  # longer input is refused before hashing (the policy allows 32)
+MAX_MESSAGE = 2000
+
+RULE_LABELS = {
+    "length": _l("8 to 32 characters"),
+    "digit": _l("At least one digit (0-9)"),
+    "upper": _l("At least one upper-case letter (A-Z)"),
+    "lower": _l("At least one lower-case letter (a-z)"),
+    "charset": _l("Only letters, digits and the symbols below"),
+}
+FIELD_LABELS = {
+    "login_id": _l("Login ID"),
+    "email": _l("E-mail address"),
+    "name": _l("Name"),
+    "phone": _l("Phone number"),
+}
+GENERIC_REFUSAL = _l("The login ID or the password is not correct, or the account is temporarily "
+                     "locked. Check what you typed, or wait a while and try again.")
+
+
+def _account_key() -> str:
+    """Rate-limit key per account: the submitted login ID, lower-cased, per portal."""
+    return f"acct:{g.portal}:{(request.form.get('login_id') or '').strip().lower()[:MAX_LOGIN_ID]}"
+
+
+def _pad_to(started: float, seconds: float) -> None:
+    """Answer no earlier than ``seconds`` after ``started``: matched and unmatched requests take
+    the same time (mail rendering and token writing only happen on a match)."""
+    wait = seconds - (time.perf_counter() - started)
+    if wait > 0:
+        time.sleep(wait)
+
+
+def rules_for(portal: str, password: str) -> list[dict]:
+    return [{"key": r.key, "ok": r.ok, "label": RULE_LABELS[r.key]}
+            for r in passwords.check_policy(portal, password)]
+
+
+def password_errors(portal: str, password: str, confirm: str | None) -> dict:
+    """Field errors for a new password: the same validator as the live rules list."""
+    errors = {}
+    if not password:
+        errors["password"] = _("Enter a new password.")
+    elif len(password) > MAX_PASSWORD or passwords.policy_failures(portal, password):
+        bad = passwords.invalid_characters(portal, password[:MAX_PASSWORD])
+        if bad:
+            shown = " ".join("(space)" if c == " " else ("(full-width space)" if c == "\u3000" else c)
+                             for c in bad[:10])
+            errors["password"] = _("These characters cannot be used: %(chars)s", chars=shown)
+        else:
+            failed = [str(RULE_LABELS[k]) for k in passwords.policy_failures(portal, password)]
+            if len(password) > MAX_PASSWORD:
+                failed = [str(RULE_LABELS["length"])]
+            errors["password"] = _("The password does not meet: %(rules)s", rules=" / ".join(failed))
+    if confirm is not None and not errors and passwords.normalise(confirm) != passwords.normalise(password):
+        errors["confirm"] = _("The two passwords differ. Type the same password twice.")
+    return errors
+
+
+def signin_view():
+    portal = g.portal
+    if request.method == "GET":
+        if portal_user() is not None:
+            return redirect(safe_next(request.args.get("next"), url_for(f"{portal}.dashboard")), 303)
+        return render("portal/signin.html", next=request.args.get("next", ""), errors={}, login_id="")
+    login_id = (request.form.get("login_id") or "").strip()
+    password = request.form.get("password") or ""
+    next_url = safe_next(request.form.get("next"), "")
+    errors = {}
+    if not login_id:
+        errors["login_id"] = _("Enter your login ID.")
+    elif len(login_id) > MAX_LOGIN_ID:
+        errors["login_id"] = _("The login ID is too long (at most %(n)d characters).", n=MAX_LOGIN_ID)
+    if not password:
+        errors["password"] = _("Enter your password.")
+    elif len(password) > MAX_PASSWORD:
+        errors["password"] = _("The password is too long.")
+    if errors:
+        return render("portal/signin.html", status=422, next=next_url, errors=errors,
+                      login_id=login_id[:MAX_LOGIN_ID])
+    result = signin.verify_password(portal, login_id, password,
+                                    threshold=current_app.config["LOCKOUT_THRESHOLD"], ip=client_ip())
+    if result.outcome != signin.OK:
+        return render("portal/signin.html", status=401, next=next_url, login_id=login_id,
+                      errors={"form": GENERIC_REFUSAL})
+    user = result.user
+    trusted = (user.twostep_method is not None and user.first_login_done
+               and twostep.is_trusted(user, request.cookies.get(flow.trust_cookie_name()), ip=client_ip()))
+    flow.start(user, next_url, second_done=trusted)
+    return flow.advance(user)
+
+
+def signout_view():
+    user = portal_user()
+    if user is not None:
+        audit.record(user, "signout", target_user=user, ip=client_ip())
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "ok")
+    return redirect(url_for(f"{g.portal}.landing"), 303)
+
+
+# --- Reset request (identity check) ----------------------------------------------------------------
+
+def _reset_form(errors=None, values=None, status=200):
+    return render("portal/reset_request.html", status=status, fields=identity.fields_for(g.portal),
+                  labels=FIELD_LABELS, errors=errors or {}, values=values or {},
+                  faq_url=current_app.config["FAQ_URL"])
+
+
+def reset_request_view():
+    portal = g.portal
+    if request.method == "GET":
+        return _reset_form()
+    started = time.perf_counter()
+    values = {f: (request.form.get(f) or "") for f in identity.fields_for(portal)}
+    values = {f: (v.strip() if f != "name" else v.strip("\r\n")) for f, v in values.items()}
+    errors = {}
+    for f, v in values.items():
+        if not v.strip():
+            errors[f] = _("Enter your %(field)s.", field=FIELD_LABELS[f])
+        elif len(v) > identity.MAX_FIELD_LENGTH:
+            errors[f] = _("Too long (at most %(n)d characters).", n=identity.MAX_FIELD_LENGTH)
+    if "email" not in errors and "@" not in values["email"]:
+        errors["email"] = _("Enter an e-mail address such as name@example.jp.")
+    if errors:
+        return _reset_form(errors, values, status=422)
+    user = identity.find_matching_user(portal, values)
+    if user is not None and period.first_login_open_for(user) and not user.disabled:
+        recovery.send_reset_link(user, config=current_app.config, base_url=request.host_url,
+                                 actor=user, ip=client_ip(), action="reset_requested")
+    else:
+        known = user or User.by_login_id(portal, values["login_id"])
+        reason = ("identity mismatch" if user is None else
+                  "before the migration period" if not period.first_login_open_for(user) else "disabled")
+        audit.record(known or "anonymous", "reset_request_refused", target_user=known, ip=client_ip(),
+                     detail=reason)
+    _pad_to(started, current_app.config.get("RESET_ANSWER_SECONDS", 0.4))
+    current = period.current()
+    before = period.phase(period=current) == period.BEFORE
+    return render("portal/reset_sent.html", opens_at=current.start_at if before else None)
+
+
+# --- New password from the mail link -----------------------------------------------------------------
+
+def _token_problem(problem):
+    messages = {
+        "expired": _("This link has expired. Request a new password reset mail."),
+        "used": _("This link has already been used. Request a new password reset mail if you "
+                  "need to set the password again."),
+        "voided": _("A newer password reset mail was sent: use the link in the newest mail."),
+        "unknown": _("This link is not valid. Copy the whole link from the mail, or request a new one."),
+    }
+    return render("portal/link_problem.html", status=404 if problem == "unknown" else 410,
+                  message=messages[problem])
+
+
+def _checked_token(raw):
+    result = tokens.check(raw, tokens.RESET)
+    if result.problem is None and result.token.user.portal != g.portal:
+        return tokens.Check(None, "unknown")
+    return result
+
+
+def reset_password_view(token):
+    portal = g.portal
+    result = _checked_token(token)
+    if result.problem:
+        return _token_problem(result.problem)
+    user = result.token.user
+    if request.method == "GET":
+        return render("portal/reset_password.html", user=user, errors={}, rules=rules_for(portal, ""),
+                      symbols=passwords.SYMBOLS[portal])
+    password = request.form.get("password") or ""
+    errors = password_errors(portal, password, request.form.get("confirm") or "")
+    if errors:
+        return render("portal/reset_password.html", status=422, user=user, errors=errors,
+                      rules=rules_for(portal, password[:MAX_PASSWORD]), symbols=passwords.SYMBOLS[portal])
+    with database.atomic():
+        used = tokens.consume(token, tokens.RESET)
+        if used.problem:
+            return _token_problem(used.problem)
+        signin.set_password(user, password, actor=user, action="password_set_by_reset", ip=client_ip())
+    session.clear()
+    return render("portal/password_set.html")
+
+
+def password_rules_view():
+    """htmx: the rules list for what is typed so far (the same validator as the final POST)."""
+    password = (request.form.get("password") or "")[:MAX_PASSWORD]
+    return render("portal/_password_rules.html", "portal/_password_rules.html",
+                  rules=rules_for(g.portal, password))
+
+
+# --- Ask my administrator ------------------------------------------------------------------------------
+
+def ask_admin_view():
+    portal = g.portal
+    if request.method == "GET":
+        return render("portal/ask_admin.html", errors={}, values={})
+    started = time.perf_counter()
+    login_id = (request.form.get("login_id") or "").strip()
+    message = (request.form.get("message") or "").strip()
+    errors = {}
+    if not login_id:
+        errors["login_id"] = _("Enter your login ID.")
+    elif len(login_id) > MAX_LOGIN_ID:
+        errors["login_id"] = _("The login ID is too long (at most %(n)d characters).", n=MAX_LOGIN_ID)
+    if len(message) > MAX_MESSAGE:
+        errors["message"] = _("The message is too long (at most %(n)d characters).", n=MAX_MESSAGE)
+    if errors:
+        return render("portal/ask_admin.html", status=422, errors=errors,
+                      values={"login_id": login_id[:MAX_LOGIN_ID], "message": message[:MAX_MESSAGE]})
+    user = User.by_login_id(portal, login_id)
+    if user is not None:
+        admins = scope.admins_for(user)
+        base = request.host_url.rstrip("/")
+        with database.atomic():
+            for admin in admins:
+                outbox.render_and_enqueue(
+                    "ask_admin", recipient=admin.email, kind="ask_admin", user=admin,
+                    language=admin.language,
+                    subject=_l("[%(portal)s] A user asks for help with signing in",
+                               portal=_portal_name(portal)),
+                    requester=user, admin=admin, message=message, link=f"{base}/admin/users/{user.id}",
+                    portal=portal)
+            audit.record(user, "admin_help_requested", target_user=user, ip=client_ip(),
+                         detail=f"admins notified: {len(admins)}")
+    _pad_to(started, current_app.config.get("RESET_ANSWER_SECONDS", 0.4))
+    return render("portal/ask_admin_sent.html", faq_url=current_app.config["FAQ_URL"])
+
+
+_ip_limit = limiter.limit("10/minute", methods=["POST"])
+_account_limit = limiter.limit("10/minute", key_func=_account_key, methods=["POST"])
+signin_view = _ip_limit(_account_limit(signin_view))
+reset_request_view = limiter.limit("5/minute", methods=["POST"])(
+    limiter.limit("5/minute", key_func=_account_key, methods=["POST"])(reset_request_view))
+ask_admin_view = limiter.limit("5/minute", methods=["POST"])(
+    limiter.limit("5/minute", key_func=_account_key, methods=["POST"])(ask_admin_view))
+reset_password_view = limiter.limit("20/minute", methods=["POST"])(reset_password_view)
+
+
+def register(bp):
+    bp.add_url_rule("/signin", "signin", signin_view, methods=["GET", "POST"])
+    bp.add_url_rule("/signout", "signout", signout_view, methods=["POST"])
+    bp.add_url_rule("/password/reset", "reset_request", reset_request_view, methods=["GET", "POST"])
+    bp.add_url_rule("/password/reset/<token>", "reset_password", reset_password_view,
+                    methods=["GET", "POST"])
+    bp.add_url_rule("/password/rules", "password_rules", password_rules_view, methods=["POST"])
+    bp.add_url_rule("/password/ask-admin", "ask_admin", ask_admin_view, methods=["GET", "POST"])
+
+
+def _portal_name(portal: str):
+    return _l("Business Portal") if portal == BUSINESS else _l("Smart Data Platform Portal")
