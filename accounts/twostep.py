@@ -105,7 +105,8 @@ def send_mail_otp(user: User, *, config, force: bool, ip=None, now=None) -> Send
 
 CODE_OK = "ok"
 CODE_WRONG = "wrong"
-CODE_EXHAUSTED = "exhausted"   # the tries of this code are used up
+CODE_EXHAUSTED = "exhausted"   # this wrong try used up the code's last try
+CODE_BLOCKED = "blocked"       # the code's tries were already used up; nothing was checked
 CODE_NONE = "none"             # no live code (expired or never sent)
 
 
@@ -119,7 +120,7 @@ def verify_mail_otp(user: User, code: str, *, config, ip=None, now=None) -> tupl
         if live is None:
             return CODE_NONE, 0
         if live.attempts >= max_tries:
-            return CODE_EXHAUSTED, 0
+            return CODE_BLOCKED, 0
         if len(code) == OTP_DIGITS and code.isdigit() and _matches(live.code_hash, code):
             used = OneTimeCode.update(used_at=now).where(
                 (OneTimeCode.id == live.id) & OneTimeCode.used_at.is_null()).execute()

@@ -86,6 +86,9 @@ def _mail_otp(setup: bool):
                                 reason="mail OTP tries used up")
         error = _("The one-time password is not correct, and all tries of this code are used up. "
                   "Request a new code when the current one has expired.")
+    elif outcome == ts.CODE_BLOCKED:
+        error = _("All tries of this code are used up. Request a new code when the current one has "
+                  "expired.")
     else:
         error = _("The one-time password has expired. Request a new code.")
     return _mail_page(user, setup=setup, error=error, status=422)
