@@ -59,13 +59,17 @@ def verify_password(portal: str, login_id: str, password: str, *, threshold: int
         audit.record(user, "signin_refused", target_user=user, ip=ip, detail="disabled")
         return SignIn(REFUSED, user, "disabled")
     with database.atomic():
-        fields = {User.failed_logins: 0, User.locked_until: None}
+        fields = {}
+        if user.failed_logins or user.locked_until is not None:
+            fields.update({User.failed_logins: 0, User.locked_until: None})
         if needs_rehash:
             fields[User.password_hash] = passwords.hasher().hash(password)
-        User.update(fields).where(User.id == user.id).execute()
+        if fields:  # the usual sign-in writes only its audit entry here
+            User.update(fields).where(User.id == user.id).execute()
         audit.record(user, "signin_password_ok", target_user=user, ip=ip,
                      detail="rehashed" if needs_rehash else None)
-    return SignIn(OK, User.get_by_id(user.id), "")
+    user.failed_logins, user.locked_until = 0, None
+    return SignIn(OK, user, "")
 
 
 def register_failure(user: User, *, threshold: int, ip=None, now=None, reason="wrong password") -> None:
@@ -120,13 +124,17 @@ def complete_sign_in(user: User, *, ip=None, now=None) -> User:
     """
     now = now or utcnow()
     with database.atomic():
-        User.update(last_login_at=now, failed_logins=0, locked_until=None).where(
-            User.id == user.id).execute()
-        first = (User.update(first_login_done_at=now)
-                 .where((User.id == user.id) & User.first_login_done_at.is_null()).execute())
+        User.update(last_login_at=now).where(User.id == user.id).execute()
+        first = 0
+        if user.first_login_done_at is None:  # the conditional update decides a race
+            first = (User.update(first_login_done_at=now)
+                     .where((User.id == user.id) & User.first_login_done_at.is_null()).execute())
         if first:
             Contract.update(users_first_login_done=Contract.users_first_login_done + 1).where(
                 Contract.id == user.contract_id).execute()
             audit.record(user, "first_login_done", target_user=user, ip=ip)
         audit.record(user, "signin_completed", target_user=user, ip=ip)
-    return User.get_by_id(user.id)
+    user.last_login_at = now
+    if first:
+        user.first_login_done_at = now
+    return user

@@ -9,6 +9,7 @@ from flask_login import logout_user
 from accounts import audit, identity, outbox, passwords, period, recovery, scope, signin, tokens, twostep
 from accounts.db import database
 from accounts.models import BUSINESS, User
+from accounts.txn import writing
 from blueprints.extensions import limiter
 from blueprints.web import client_ip, render, safe_next
 
@@ -102,10 +103,13 @@ def signin_view():
         return render("portal/signin.html", status=401, next=next_url, login_id=login_id,
                       errors={"form": GENERIC_REFUSAL})
     user = result.user
-    trusted = (user.twostep_method is not None and user.first_login_done
-               and twostep.is_trusted(user, request.cookies.get(flow.trust_cookie_name()), ip=client_ip()))
-    flow.start(user, next_url, second_done=trusted)
-    return flow.advance(user)
+    # One transaction for the rest of the sign-in (trusted browser, completion, audit): one commit.
+    with writing():
+        trusted = (user.twostep_method is not None and user.first_login_done
+                   and twostep.is_trusted(user, request.cookies.get(flow.trust_cookie_name()),
+                                          ip=client_ip()))
+        flow.start(user, next_url, second_done=trusted)
+        return flow.advance(user)
 
 
 def signout_view():
@@ -194,7 +198,7 @@ def reset_password_view(token):
     if errors:
         return render("portal/reset_password.html", status=422, user=user, errors=errors,
                       rules=rules_for(portal, password[:MAX_PASSWORD]), symbols=passwords.SYMBOLS[portal])
-    with database.atomic():
+    with writing():
         used = tokens.consume(token, tokens.RESET)
         if used.problem:
             return _token_problem(used.problem)
