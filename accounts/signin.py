@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from . import audit, passwords
 from .clock import utcnow
 from .db import database
-from .models import Contract, TrustedBrowser, User
+from .models import Contract, User
+from .twostep import clear_trusted_browsers
 
 LOCK_MINUTES = (1, 5, 15, 60, 240, 1440)
 
@@ -85,12 +86,6 @@ def register_failure(user: User, *, threshold: int, ip=None, now=None, reason="w
             User.update(locked_until=until).where(User.id == user.id).execute()
             audit.record(user, "account_locked", target_user=user, ip=ip, new=until.isoformat(sep=" "),
                          detail=f"after {failures} failures, {int(wait.total_seconds() // 60)} min")
-
-
-def clear_trusted_browsers(user: User) -> int:
-    """Revoke every trusted browser (password change, admin reset, 2-step reset)."""
-    return (TrustedBrowser.update(revoked_at=utcnow())
-            .where((TrustedBrowser.user == user) & TrustedBrowser.revoked_at.is_null()).execute())
 
 
 class PolicyError(ValueError):

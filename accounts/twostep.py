@@ -258,6 +258,12 @@ def trusted_browsers(user: User, now=None) -> list[TrustedBrowser]:
         & (TrustedBrowser.expires_at > now)).order_by(TrustedBrowser.created_at.desc()))
 
 
+def clear_trusted_browsers(user: User) -> int:
+    """Revoke every trusted browser: used on a password change and by the console's resets."""
+    return (TrustedBrowser.update(revoked_at=utcnow())
+            .where((TrustedBrowser.user == user) & TrustedBrowser.revoked_at.is_null()).execute())
+
+
 def revoke_browser(user: User, browser_id, *, ip=None) -> bool:
     try:
         browser_id = int(browser_id)

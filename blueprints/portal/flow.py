@@ -25,6 +25,7 @@ def trust_cookie_name() -> str:
 
 def start(user: User, next_url: str | None, second_done: bool = False) -> None:
     session.clear()
+    g.pop("csrf_token", None)
     session[PENDING] = {"uid": user.id, "portal": user.portal, "at": int(time.time()),
                         "second": second_done, "next": next_url or ""}
 
@@ -79,13 +80,18 @@ def finish(user: User):
     target = safe_next(data.get("next"), url_for(f"{g.portal}.dashboard"))
     user = signin.complete_sign_in(user, ip=client_ip())
     session.clear()
+    g.pop("csrf_token", None)
     login_user(user)
     return redirect(target, 303)
 
 
 def second_step_done(user: User, remember: bool):
-    """Mark the second step done; remember the browser when asked. Returns the next response."""
-    update(second=True, at=int(time.time()))
+    """Mark the second step done on a renewed session; remember the browser when asked."""
+    data = dict(session.get(PENDING) or {})
+    data.update(second=True, at=int(time.time()))
+    session.clear()
+    g.pop("csrf_token", None)  # the next page gets a token of the new session
+    session[PENDING] = data
     response = advance(user)
     if remember:
         from accounts import twostep

@@ -129,9 +129,9 @@ def test_later_sign_in_with_mail_otp_and_remember_browser_skips_the_second_step(
     r = p.sign_in(user.login_id, PASSWORD)
     assert r.headers["Location"].endswith("/business/dashboard")
     # A password change elsewhere (admin reset path uses the same function) clears the trust.
-    from accounts import signin
+    from accounts import twostep
 
-    signin.clear_trusted_browsers(user)
+    twostep.clear_trusted_browsers(user)
     p.signout()
     r = p.sign_in(user.login_id, PASSWORD)
     assert r.headers["Location"].endswith("/business/signin/mail-otp")
@@ -207,3 +207,14 @@ def test_dashboard_links_contract_admins_to_the_console(client, db):
     p.sign_in(user.login_id, PASSWORD)
     r = p.post("/signin/totp", {"code": p.totp_code("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")})
     assert 'href="/admin/"' in p.follow(r).get_data(as_text=True)
+
+
+def test_session_is_renewed_at_the_second_step(client, db):
+    user, p = _signed_up(client, method="totp", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    p.sign_in(user.login_id, PASSWORD)
+    with client.session_transaction() as s:
+        before = s["csrf_token"]
+    ensure_terms(2)  # keeps the sign-in pending after the second step
+    p.post("/signin/totp", {"code": p.totp_code("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")})
+    with client.session_transaction() as s:
+        assert s["csrf_token"] != before and s["pending_signin"]["second"] is True
