@@ -47,6 +47,18 @@ def bare_verify_cpu(n=40) -> float:
     return (time.process_time() - start) / n
 
 
+BARE_UNDER_LOAD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from accounts.passwords import PRODUCTION_PARAMETERS, Hasher
+h = Hasher(**PRODUCTION_PARAMETERS); s = h.hash("Bench-pass1"); h.verify(s, "Bench-pass1")
+n, start = 0, time.process_time()
+while not sys.stdin.readline().strip():  # one verify per line of input; an "x" line ends it
+    h.verify(s, "Bench-pass1"); n += 1
+print((time.process_time() - start) / max(n, 1))
+"""
+
+
 def prepare(db_path: str, users: int, filler: int) -> list[tuple[str, str]]:
     """Users for the sign-in run, with raw trusted-browser tokens; filler users make the table big."""
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
@@ -132,17 +144,25 @@ class Client:
         return status
 
 
-def worker_cpu(master_pid) -> float:
-    total = 0.0
+def worker_times(master_pid) -> tuple[float, float, int]:
+    """(user CPU s, system CPU s, minor page faults) summed over the gunicorn workers."""
+    user = system = faults = 0
     tick = os.sysconf("SC_CLK_TCK")
     out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
     for pid in out:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            user += int(fields[11]) / tick
+            system += int(fields[12]) / tick
+            faults += int(fields[7])
         except FileNotFoundError:
             pass
-    return total
+    return user, system, faults
+
+
+def worker_cpu(master_pid) -> float:
+    user, system, _ = worker_times(master_pid)
+    return user + system
 
 
 def main():
@@ -183,6 +203,7 @@ def main():
             c.sign_in(login)
 
         cpu_before = worker_cpu(server.pid)
+        times_before = worker_times(server.pid)
         statuses = []
         lock = threading.Lock()
         queue = list(users)
@@ -199,18 +220,32 @@ def main():
                 with lock:
                     statuses.append(s)
 
+        # A bare verify loop running beside the load: the same machine state as the workers see.
+        bare = subprocess.Popen([sys.executable, "-c", BARE_UNDER_LOAD, str(ROOT)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
         start = time.time()
         threads = [threading.Thread(target=run) for _ in range(args.clients)]
         for t in threads:
             t.start()
+        while any(t.is_alive() for t in threads):
+            bare.stdin.write("\n")
+            bare.stdin.flush()
+            time.sleep(0.1)
         for t in threads:
             t.join()
         wall = time.time() - start
+        bare_loaded = float(bare.communicate("x\n")[0])
         cpu = worker_cpu(server.pid) - cpu_before
+        times_after = worker_times(server.pid)
         ok = sum(1 for s in statuses if s == 303)
+        print("worker user/system CPU ms and minor faults per sign-in: "
+              + " / ".join(f"{(a - b) / ok * (1000 if i < 2 else 1):.1f}"
+                           for i, (a, b) in enumerate(zip(times_after, times_before, strict=True))))
         per = cpu / ok
         print(f"sign-ins: {ok}/{len(statuses)} completed (303 to the dashboard) in {wall:.1f} s wall, "
               f"{args.workers} workers")
+        print(f"bare verify measured beside the load: {bare_loaded * 1000:.1f} ms CPU "
+              f"-> {1 / bare_loaded:.1f} verifies/s per core")
         print(f"worker CPU per sign-in (GET sign-in page + POST): {per * 1000:.1f} ms "
               f"-> {1 / per:.1f} sign-ins/s per core = {100 * verify / per:.0f}% of the bare verify rate")
 
@@ -224,6 +259,8 @@ def main():
         post = per - get_cpu
         print(f"  of which GET sign-in page {get_cpu * 1000:.1f} ms, POST {post * 1000:.1f} ms "
               f"-> POST alone {1 / post:.1f}/s per core = {100 * verify / post:.0f}% of the bare verify rate")
+        print(f"against the verify beside the load: GET+POST {100 * bare_loaded / per:.0f}%, "
+              f"POST alone {100 * bare_loaded / post:.0f}%")
 
         # Pages that do not hash: p95 over sequential requests.
         signed = Client(port)
