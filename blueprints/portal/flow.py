@@ -42,7 +42,7 @@ def pending_user() -> User | None:
     if data is None:
         return None
     user = User.get_or_none(User.id == data["uid"])
-    if user is None or user.disabled or user.portal != g.portal:
+    if user is None or user.disabled or user.portal != g.portal or user.is_locked():
         return None
     return user
 

@@ -17,6 +17,13 @@ def _code_key() -> str:
     return f"code:{data.get('uid', 'none')}"
 
 
+def _count_failure(user, reason: str) -> None:
+    """A wrong second-step code counts toward the account lockout like a wrong password, so that
+    someone holding the password cannot guess codes for long; a lock ends the pending sign-in."""
+    signin.register_failure(user, threshold=current_app.config["LOCKOUT_THRESHOLD"], ip=client_ip(),
+                            reason=reason)
+
+
 def _remember() -> bool:
     return request.form.get("remember") == "1"
 
@@ -82,8 +89,7 @@ def _mail_otp(setup: bool):
     if outcome == ts.CODE_WRONG:
         error = _("The one-time password is not correct. %(n)d tries left.", n=left)
     elif outcome == ts.CODE_EXHAUSTED:
-        signin.register_failure(user, threshold=current_app.config["LOCKOUT_THRESHOLD"], ip=client_ip(),
-                                reason="mail OTP tries used up")
+        _count_failure(user, "mail OTP tries used up")
         error = _("The one-time password is not correct, and all tries of this code are used up. "
                   "Request a new code when the current one has expired.")
     elif outcome == ts.CODE_BLOCKED:
@@ -169,6 +175,7 @@ def totp_view():
     if len(code) != 6 or not code.isdigit():
         return _totp_page(user, _("Enter the 6-digit code that your authenticator app shows."), 422)
     if not ts.verify_totp(user, code, ip=client_ip()):
+        _count_failure(user, "wrong TOTP code")
         return _totp_page(user, _("The code is not correct or was already used. Wait for the next "
                                   "code in your app and try again."), 422)
     return flow.second_step_done(user, _remember())
@@ -187,6 +194,7 @@ def backup_code_view():
         return render("portal/backup_code.html", status=422,
                       error=_("Enter one of your backup codes, such as abcde-fghjk."))
     if not ts.use_backup_code(user, code, ip=client_ip()):
+        _count_failure(user, "wrong backup code")
         return render("portal/backup_code.html", status=422,
                       error=_("This backup code is not correct or was already used."))
     return flow.second_step_done(user, _remember())

@@ -504,3 +504,18 @@ def test_profile_pages_need_a_signed_in_user_of_this_portal(client, db):
     _signed_in(client, "sdpf")
     assert client.get("/business/profile").status_code == 302
     assert client.get("/sdpf/profile").status_code == 200
+
+
+def test_wrong_totp_codes_count_toward_the_lockout_and_end_the_pending_sign_in(make_app, db):
+    app = _other_app(make_app, LOCKOUT_THRESHOLD=3)
+    client = app.test_client()
+    user = _user(password=PASSWORD, first_login_done=True, twostep_method="totp", totp_secret=SECRET)
+    p = Portal(client, "business")
+    p.sign_in(user.login_id, PASSWORD)
+    right = p.totp_code(SECRET)
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(3):
+        p.post("/signin/totp", {"code": wrong})
+    assert User.get_by_id(user.id).is_locked()
+    r = p.post("/signin/totp", {"code": right})
+    assert r.status_code == 303 and r.headers["Location"].endswith("/business/signin")
