@@ -172,6 +172,8 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--filler", type=int, default=100_000)
     ap.add_argument("--page-requests", type=int, default=200)
+    ap.add_argument("--keep-connection", action="store_true",
+                    help="what-if: one SQLite connection per worker instead of one per request")
     args = ap.parse_args()
 
     verify = bare_verify_cpu()
@@ -188,7 +190,9 @@ def main():
                SECRET_KEY="bench-secret", MAIL_SERVER="")
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "app:create_app()"], cwd=ROOT, env=env)
+         "--log-level", "warning",
+         "benchmarks.wsgi_keep_connection:app" if args.keep_connection else "app:create_app()"],
+        cwd=ROOT, env=env)
     try:
         for _ in range(100):
             try:
