@@ -1,17 +1,23 @@
 """Terms ("カスタマポータル規約"): the current version must be agreed at sign-in (SPEC 5.4)."""
+from peewee import JOIN
+
 from . import audit
+from .clock import utcnow
 from .db import database
 from .models import TermsAcceptance, TermsVersion
 
 
 def pending_for(user) -> TermsVersion | None:
     """The current terms version if the user has not agreed to it yet (None: nothing to agree)."""
-    current = TermsVersion.current()
-    if current is None:
+    # One query: the newest published version, with whether this user agreed to it.
+    row = (TermsVersion.select(TermsVersion, TermsAcceptance.id.alias("agreed"))
+           .join(TermsAcceptance, JOIN.LEFT_OUTER,
+                 on=(TermsAcceptance.terms == TermsVersion.id) & (TermsAcceptance.user == user.id))
+           .where(TermsVersion.published_at <= utcnow())
+           .order_by(TermsVersion.version.desc()).limit(1).objects().first())
+    if row is None or row.agreed is not None:
         return None
-    agreed = TermsAcceptance.select().where(
-        (TermsAcceptance.user == user) & (TermsAcceptance.terms == current)).exists()
-    return None if agreed else current
+    return row
 
 
 def accept(user, terms: TermsVersion, *, ip=None) -> None:
