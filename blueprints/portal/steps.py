@@ -3,7 +3,7 @@ verification), backup codes, terms (SPEC 5.4). Every view works on the pending s
 from flask import current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import signin, terms, totp
+from accounts import audit, signin, terms, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP
 from blueprints.extensions import limiter
@@ -35,6 +35,8 @@ def choose_view():
     if request.method == "GET":
         return render("portal/twostep_choose.html", error=None)
     method = request.form.get("method")
+    if method in (MAIL_OTP, TOTP):
+        audit.record(user, "twostep_method_chosen", target_user=user, new=method, ip=client_ip())
     if method == MAIL_OTP:
         flow.update(setup=MAIL_OTP)
         return redirect(url_for(f"{g.portal}.mail_otp_setup"), 303)

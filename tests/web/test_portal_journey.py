@@ -67,7 +67,8 @@ def test_business_first_login_with_mail_otp_reaches_the_dashboard(client, db):
     assert fresh.first_login_done_at is not None and fresh.twostep_method == "mail"
     assert Contract.get_by_id(contract.id).users_first_login_done == 1
     actions = {a.action for a in AuditEntry.select().where(AuditEntry.target_user == user)}
-    assert {"reset_requested", "password_set_by_reset", "signin_password_ok", "otp_sent", "otp_ok",
+    assert {"reset_requested", "password_set_by_reset", "signin_password_ok", "twostep_method_chosen",
+            "otp_sent", "otp_ok",
             "twostep_method_set", "terms_accepted", "first_login_done", "signin_completed"} <= actions
 
 
