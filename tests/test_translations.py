@@ -44,3 +44,23 @@ def test_every_visible_string_has_a_japanese_translation():
     missing = {msgid: where for msgid, where in _extracted().items() if msgid not in ja}
     assert not missing, "untranslated (add them to translations/<area>/ja/LC_MESSAGES/messages.po):\n" + \
         "\n".join(f"  {where}: {msgid!r}" for msgid, where in sorted(missing.items(), key=lambda x: x[1]))
+
+
+def test_areas_never_translate_the_same_string_differently():
+    """Catalogs of all areas are merged into one: a msgid translated twice must agree."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for po in sorted(ROOT.glob("translations/*/ja/LC_MESSAGES/messages.po")):
+        with open(po, "rb") as fh:
+            for message in read_po(fh):
+                key = message.id[0] if isinstance(message.id, tuple) else message.id
+                value = message.string[0] if isinstance(message.string, tuple) else message.string
+                if not key or not value:
+                    continue
+                area = po.parts[-4]
+                if key in seen and seen[key][1] != value:
+                    clashes.append(f"{key!r}: {seen[key][0]}={seen[key][1]!r} vs {area}={value!r}")
+                seen.setdefault(key, (area, value))
+    assert not clashes, "use a distinct msgid (or the same translation):\n" + "\n".join(clashes)
