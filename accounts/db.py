@@ -14,12 +14,25 @@ SQLITE_PRAGMAS = {
 }
 
 
+class WriteFirstSqliteDatabase(SqliteDatabase):
+    """Every transaction takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads and then writes fails at once with "database is locked"
+    when another worker committed in between (a WAL snapshot cannot be upgraded and busy_timeout
+    does not apply). Taking the lock at BEGIN makes it wait its turn instead. Nested blocks are
+    savepoints and are unaffected. PostgreSQL needs nothing of the kind.
+    """
+
+    def atomic(self, lock_type=None):
+        return super().atomic(lock_type or "IMMEDIATE")
+
+
 def connect_url(url: str):
     """Build (not open) the database named by a URL: sqlite:///path or postgresql://..."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
-        return SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=10)
+        return WriteFirstSqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=10)
     if parsed.scheme in ("postgres", "postgresql"):
         return PostgresqlDatabase(
             parsed.path.lstrip("/"),

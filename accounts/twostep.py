@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from . import audit, outbox, totp
 from .clock import utcnow
+from .db import database
 from .models import BUSINESS, MAIL_OTP, TOTP, BackupCode, OneTimeCode, TrustedBrowser, User
-from .txn import writing
 
 OTP_DIGITS = 6
 BACKUP_CODE_COUNT = 10
@@ -77,7 +77,7 @@ def send_mail_otp(user: User, *, config, force: bool, ip=None, now=None) -> Send
     now = now or utcnow()
     minutes, max_tries = config["MAIL_OTP_MINUTES"], config["MAIL_OTP_MAX_TRIES"]
     cooldown = config["MAIL_OTP_RESEND_SECONDS"]
-    with writing():
+    with database.atomic():
         live = _live_code(user, now)
         if live is not None and live.attempts >= max_tries:
             return Send(BLOCKED, int((live.expires_at - now).total_seconds()) + 1)
@@ -115,7 +115,7 @@ def verify_mail_otp(user: User, code: str, *, config, ip=None, now=None) -> tupl
     now = now or utcnow()
     max_tries = config["MAIL_OTP_MAX_TRIES"]
     code = (code or "").strip()
-    with writing():
+    with database.atomic():
         live = _live_code(user, now)
         if live is None:
             return CODE_NONE, 0
@@ -147,7 +147,7 @@ def confirm_totp(user: User, secret: str, code: str, *, ip=None, now=None) -> bo
     if step is None:
         audit.record(user, "totp_setup_failed", target_user=user, ip=ip)
         return False
-    with writing():
+    with database.atomic():
         old = user.twostep_method
         User.update(totp_secret=secret, totp_last_step=step, twostep_method=TOTP,
                     twostep_last_used_at=utcnow()).where(User.id == user.id).execute()
@@ -174,7 +174,7 @@ def verify_totp(user: User, code: str, *, ip=None, now=None) -> bool:
 
 def choose_mail_otp(user: User, *, ip=None) -> None:
     """Make Mail OTP the method (after a mailed code was entered)."""
-    with writing():
+    with database.atomic():
         old = user.twostep_method
         User.update(twostep_method=MAIL_OTP, totp_secret=None, totp_last_step=None).where(
             User.id == user.id).execute()
@@ -191,7 +191,7 @@ def _normalise_backup(code: str) -> str:
 def new_backup_codes(user: User, *, ip=None) -> list[str]:
     """Replace the user's backup codes with 10 new ones; return them (shown once, never again)."""
     codes = ["".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODE_COUNT)]
-    with writing():
+    with database.atomic():
         BackupCode.delete().where(BackupCode.user == user).execute()
         BackupCode.insert_many([{"user": user.id, "code_hash": _salted(c)} for c in codes]).execute()
         audit.record(user, "backup_codes_created", target_user=user, ip=ip)

@@ -11,7 +11,6 @@ from accounts import audit, outbox, passwords, scope, signin, tokens, totp
 from accounts import twostep as ts
 from accounts.db import database
 from accounts.models import Service, User
-from accounts.txn import writing
 from blueprints.extensions import limiter
 from blueprints.web import client_ip, render
 
@@ -118,7 +117,7 @@ def confirm_email_view(token):
         return render("portal/email_confirm.html", new_email=result.token.new_email)
     user = result.token.user
     new = result.token.new_email
-    with writing():
+    with database.atomic():
         used = tokens.consume(token, tokens.EMAIL_CHANGE)
         if used.problem:
             return render("portal/link_problem.html", status=410,

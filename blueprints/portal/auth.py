@@ -9,7 +9,6 @@ from flask_login import logout_user
 from accounts import audit, identity, outbox, passwords, period, recovery, scope, signin, tokens, twostep
 from accounts.db import database
 from accounts.models import BUSINESS, User
-from accounts.txn import writing
 from blueprints.extensions import limiter
 from blueprints.web import client_ip, render, safe_next
 
@@ -104,7 +103,7 @@ def signin_view():
                       errors={"form": GENERIC_REFUSAL})
     user = result.user
     # One transaction for the rest of the sign-in (trusted browser, completion, audit): one commit.
-    with writing():
+    with database.atomic():
         trusted = (user.twostep_method is not None and user.first_login_done
                    and twostep.is_trusted(user, request.cookies.get(flow.trust_cookie_name()),
                                           ip=client_ip()))
@@ -198,7 +197,7 @@ def reset_password_view(token):
     if errors:
         return render("portal/reset_password.html", status=422, user=user, errors=errors,
                       rules=rules_for(portal, password[:MAX_PASSWORD]), symbols=passwords.SYMBOLS[portal])
-    with writing():
+    with database.atomic():
         used = tokens.consume(token, tokens.RESET)
         if used.problem:
             return _token_problem(used.problem)
