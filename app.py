@@ -72,6 +72,7 @@ def config_from_env() -> dict:
         "DELIVER_MAIL_IN_PROCESS": _bool(env("DELIVER_MAIL_IN_PROCESS")),
         "SESSION_COOKIE_SECURE": _bool(env("SESSION_COOKIE_SECURE")),
         "RATELIMIT_ENABLED": _bool(env("RATELIMIT_ENABLED"), default=True),
+        "DB_KEEP_CONNECTION": _bool(env("DB_KEEP_CONNECTION"), default=True),
     }
 
 
@@ -155,8 +156,14 @@ def _register_hooks(app: Flask) -> None:
         database.connect(reuse_if_open=True)
 
     @app.teardown_request
-    def _close_db(exc):
-        if not database.is_closed():
+    def _end_db_request(exc):
+        """Keep the thread's connection for the next request (a connect costs 1.5-3 ms on
+        SQLite with its pragmas); never carry an open transaction over, though."""
+        if database.is_closed():
+            return
+        if database.in_transaction():
+            database.rollback()
+        if not app.config["DB_KEEP_CONNECTION"]:
             database.close()
 
     @app.after_request

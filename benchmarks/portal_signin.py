@@ -172,8 +172,9 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--filler", type=int, default=100_000)
     ap.add_argument("--page-requests", type=int, default=200)
-    ap.add_argument("--keep-connection", action="store_true",
-                    help="what-if: one SQLite connection per worker instead of one per request")
+    ap.add_argument("--close-connection", action="store_true",
+                    help="what-if: connect/close per request (DB_KEEP_CONNECTION=0) instead of "
+                         "keeping one connection per worker thread")
     args = ap.parse_args()
 
     verify = bare_verify_cpu()
@@ -187,11 +188,12 @@ def main():
 
     port = free_port()
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_path}", RATELIMIT_ENABLED="0",
-               SECRET_KEY="bench-secret", MAIL_SERVER="")
+               SECRET_KEY="bench-secret", MAIL_SERVER="",
+               DB_KEEP_CONNECTION="0" if args.close_connection else "1")
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning",
-         "benchmarks.wsgi_keep_connection:app" if args.keep_connection else "app:create_app()"],
+         "app:create_app()"],
         cwd=ROOT, env=env)
     try:
         for _ in range(100):
