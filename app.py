@@ -157,13 +157,16 @@ def _register_hooks(app: Flask) -> None:
 
     @app.teardown_request
     def _end_db_request(exc):
-        """Keep the thread's connection for the next request (a connect costs 1.5-3 ms on
-        SQLite with its pragmas); never carry an open transaction over, though."""
+        """Keep a worker's connection for its next request (a connect costs 1.5-3 ms on SQLite
+        with its pragmas), but only on a process's main thread, which serves request after
+        request (gunicorn's sync workers); a thread-per-request server closes it. Never carry
+        an open transaction over."""
         if database.is_closed():
             return
         if database.in_transaction():
             database.rollback()
-        if not app.config["DB_KEEP_CONNECTION"]:
+        if not (app.config["DB_KEEP_CONNECTION"]
+                and threading.current_thread() is threading.main_thread()):
             database.close()
 
     @app.after_request
