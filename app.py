@@ -143,11 +143,12 @@ def _load_principal(identity: str):
     kind, _, raw = identity.partition(":")
     if not raw.isdigit():
         return None
-    if kind == "u":
-        return User.get_or_none(User.id == int(raw))
-    if kind == "s":
-        return Staff.get_or_none(Staff.id == int(raw))
-    return None
+    model = {"u": User, "s": Staff}.get(kind)
+    if model is None:
+        return None
+    principal = model.get_or_none(model.id == int(raw))
+    # An account disabled while signed in is signed out at its next request.
+    return principal if principal is not None and not principal.disabled else None
 
 
 def _register_hooks(app: Flask) -> None:

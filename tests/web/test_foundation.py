@@ -121,3 +121,19 @@ def test_demo_progress_counters_match_the_users(runner, db):
         users = User.select().where(User.contract == c)
         assert c.users_total == users.count()
         assert c.users_first_login_done == users.where(User.first_login_done_at.is_null(False)).count()
+
+
+def test_a_principal_disabled_while_signed_in_is_no_longer_loaded_from_the_session(app, db):
+    from accounts.models import User as UserModel
+    from app import _load_principal
+    from tests.helpers import gen_user
+
+    user = gen_user(first_login_done=True)
+    staff = Staff.create(login_id="op", login_id_key="op", role="operator", password_hash="x")
+    assert _load_principal(f"u:{user.id}") == user
+    assert _load_principal(f"s:{staff.id}") == staff
+    UserModel.update(disabled=True).where(UserModel.id == user.id).execute()
+    Staff.update(disabled=True).where(Staff.id == staff.id).execute()
+    assert _load_principal(f"u:{user.id}") is None
+    assert _load_principal(f"s:{staff.id}") is None
+    assert _load_principal("x:1") is None and _load_principal("u:abc") is None
