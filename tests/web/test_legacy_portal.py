@@ -10,7 +10,24 @@ from werkzeug.security import generate_password_hash
 from accounts import legacy, tokens
 from accounts.models import AuditEntry, LegacyAccount, Mail, ResetToken, User
 from tests.helpers import csrf_token, gen_contract, gen_user, links_in
-from tests.legacy_helpers import AFTER_AT, BEFORE_AT, DURING_AT, PASSWORD, gen_legacy, set_period
+from tests.legacy_helpers import (
+    AFTER_AT,
+    BEFORE_AT,
+    DURING_AT,
+    PASSWORD,
+    gen_legacy,
+    open_connection,
+    set_period,
+)
+
+
+@pytest.fixture
+def db(app):
+    """Models with their own connection; each request gets its own ``g`` (see open_connection)."""
+    database = open_connection()
+    yield database
+    if not database.is_closed():
+        database.close()
 
 
 def signin(client, login_id, password=PASSWORD, **kw):
