@@ -9,7 +9,7 @@ from flask import Blueprint, g, render_template
 
 from accounts.models import BUSINESS, SDPF
 
-AREA_MODULES = ()  # area modules register their routes here, e.g. ("auth", "profile", "tickets")
+AREA_MODULES = ("tickets",)  # area modules register their routes here, e.g. ("auth", "profile", "tickets")
 
 
 def make_blueprint(portal: str) -> Blueprint:
