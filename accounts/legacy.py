@@ -12,16 +12,18 @@ from dataclasses import dataclass, field
 import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError
 from werkzeug.security import check_password_hash
 
-from . import audit, period, recovery, tokens
+from . import audit, outbox, period, recovery, tokens
 from .clock import utcnow
 from .db import database, is_postgres
 from .models import BUSINESS, LegacyAccount, User
 from .passwords import hasher
 
 _argon2 = PasswordHasher()
+EMAIL_CHANGED_SUBJECT = _l("Your e-mail address for the new portal was changed")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_LOGIN_ID = 255
 MAX_EMAIL = 255
@@ -208,6 +210,13 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
                 audit.record(user, "legacy_popup_corrected", target_user=user, field=name,
                              old=old, new=new, ip=ip)
             tokens.void_all(user)
+            if "email" in changes:
+                # A stolen legacy password must not silently redirect the first-login link.
+                outbox.render_and_enqueue(
+                    "legacy_email_changed", recipient=changes["email"][0],
+                    subject=EMAIL_CHANGED_SUBJECT, kind="email_changed", user=user,
+                    language=user.language, user_obj=user, portal=user.portal,
+                    masked=mask_email(email))
         LegacyAccount.update(confirmed_at=utcnow()).where(LegacyAccount.id == account.id).execute()
         audit.record(user, "legacy_popup_confirmed", target_user=user, ip=ip,
                      detail=f"legacy {account.login_id} / {account.contract_ecid}")

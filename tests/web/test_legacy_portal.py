@@ -211,7 +211,11 @@ def test_correcting_the_email_updates_the_user_voids_old_links_and_mails_the_new
     user = User.get_by_id(user.id)
     assert user.email == "New@Example.jp" and user.email_key == "new@example.jp"
     assert tokens.check(old_raw, tokens.RESET).problem == "voided"
-    assert [m.recipient for m in Mail.select()] == ["New@Example.jp"]
+    reset = Mail.get(Mail.kind == "reset")
+    assert reset.recipient == "New@Example.jp"
+    notice = Mail.get(Mail.kind == "email_changed")  # the old address hears of it (stolen password)
+    assert notice.recipient == "old@example.jp" and "Ne****@Ex****.jp" in notice.body_text
+    assert "New@Example.jp" not in notice.body_text
     entry = AuditEntry.get(AuditEntry.action == "legacy_popup_corrected")
     assert (entry.field, entry.old_value, entry.new_value) == ("email", "old@example.jp", "New@Example.jp")
     live = ResetToken.select().where(ResetToken.used_at.is_null() & ResetToken.voided_at.is_null())
@@ -302,3 +306,38 @@ def test_before_the_period_unknown_legacy_addresses_do_not_exist(client, db):
     set_period()
     with time_machine.travel(BEFORE_AT, tick=False):
         assert client.get("/legacy/no-such-page").status_code == 404
+
+
+def test_sign_in_renews_the_session_and_never_signs_in_to_the_new_portals(client, db):
+    set_period()
+    acc = gen_legacy(login_id="renew@example.jp")
+    with time_machine.travel(DURING_AT, tick=False):
+        with client.session_transaction() as s:
+            s["_user_id"] = f"u:{acc.user_id}"
+            s["leftover"] = "x"
+        signin(client, "renew@example.jp")
+        with client.session_transaction() as s:
+            assert dict(s) == {"legacy_account_id": acc.id}  # no "_user_id": not a new-portal session
+
+
+def test_unknown_login_id_spends_a_hash_like_a_wrong_password(db, monkeypatch):
+    calls = []
+    from accounts import passwords
+
+    monkeypatch.setattr(passwords.Hasher, "burn", lambda self, pw="": calls.append(pw))
+    assert not legacy.authenticate("nobody@example.jp", "x").ok
+    assert calls == ["x"]
+
+
+def test_a_legacy_account_that_was_not_migrated_gets_a_clear_message(client, db):
+    set_period()
+    contract = gen_contract()
+    LegacyAccount.create(login_id="orphan", login_id_key="orphan", contract_ecid=contract.ecid,
+                         email="orphan@example.jp", password_hash=legacy._argon2.hash(PASSWORD))
+    with time_machine.travel(DURING_AT, tick=False):
+        signin(client, "orphan")
+        html = client.get("/legacy/identity").get_data(as_text=True)
+        assert "移行されていません" in html
+        r = client.post("/legacy/identity", data={"csrf_token": token_of(client)})
+        assert r.status_code == 303
+    assert Mail.select().count() == 0
