@@ -124,6 +124,9 @@ def test_parent_admin_sends_advance_notices_to_own_children_with_date_and_new_lo
         console_login(app, client, admin)
         html = client.get("/admin/notices").get_data(as_text=True)
         assert "midori@x.jp_ecid1" in html and "outsider" not in html and "未送信" in html
+        # Another partner's child contract is not reachable by its id either.
+        other = client.get(f"/admin/notices?contract={outsider.contract_id}").get_data(as_text=True)
+        assert "outsider" not in other and "midori@x.jp_ecid1" in other
         r = client.post("/admin/notices/send", data={"user": [str(u1.id), str(outsider.id)],
                                                      "csrf_token": csrf_token(html)})
         assert r.status_code == 303
@@ -146,7 +149,7 @@ def test_a_whole_child_contract_can_be_notified_and_delivery_state_is_shown(app,
     admin, child, u1, u2, outsider = tree()
     with time_machine.travel(BEFORE_AT, tick=False):
         console_login(app, client, staff())
-        html = client.get("/admin/notices").get_data(as_text=True)
+        html = client.get(f"/admin/notices?contract={outsider.contract_id}").get_data(as_text=True)
         assert "outsider" in html  # the operator sees every parent's children
         client.post("/admin/notices/send", data={"contract": str(child.id), "csrf_token": csrf_token(html)})
         assert sorted(m.user_id for m in Mail.select()) == sorted([u1.id, u2.id])
