@@ -54,3 +54,19 @@ def test_identity_marks_only_real_changes(db):
                        legacy_login_id="dup@x.jp", phone="0312345678", legacy_phone="")
     ident = legacy.identity(gen_legacy(user=changed))
     assert ident.login_id_changed and ident.phone_changed and ident.legacy_login_id == "dup@x.jp"
+
+
+def test_a_login_id_taken_between_check_and_write_is_refused_and_nothing_is_written(app, db, monkeypatch):
+    from accounts.models import AuditEntry, LegacyAccount, Mail, User
+
+    acc = gen_legacy(login_id="racer")
+    gen_user(contract=acc.user.contract, login_id="winner")
+    monkeypatch.setattr(legacy, "check_fields", lambda *a, **k: {})  # the other writer came in between
+    with pytest.raises(legacy.ConfirmError) as exc:
+        legacy.confirm(acc, email="new@example.jp", login_id="WINNER", config=app.config,
+                       base_url="http://localhost")
+    assert exc.value.errors == {"login_id": "taken"}
+    assert User.get_by_id(acc.user_id).login_id == "racer"
+    assert User.get_by_id(acc.user_id).email != "new@example.jp"
+    assert Mail.select().count() == 0 and AuditEntry.select().count() == 0
+    assert LegacyAccount.get_by_id(acc.id).confirmed_at is None
