@@ -8,7 +8,6 @@ from flask_babel import lazy_gettext as _l
 
 from accounts import notices, period
 from accounts import scope as sc
-from accounts.models import User
 
 from . import bp
 from .guard import console_required, principal
@@ -26,15 +25,12 @@ ERRORS = {
 def notices_list():
     """One child contract at a time (keyset pages over its users): fast with a million users."""
     who = principal()
-    contracts = list(notices.child_contracts(who))
+    contracts = notices.child_contracts(who)
     contract_id = request.args.get("contract", type=int)
     if contract_id not in {c.id for c in contracts}:
         contract_id = contracts[0].id if contracts else None
     after = request.args.get("after", type=int)
-    q = notices.child_users(who).where(User.contract == contract_id)
-    if after:
-        q = q.where(User.id > after)
-    users = list(q.order_by(User.id).limit(PAGE_SIZE + 1))
+    users = notices.listing(who, contract_id, after, PAGE_SIZE + 1) if contract_id else []
     more = len(users) > PAGE_SIZE
     users = users[:PAGE_SIZE]
     current = period.current()
