@@ -17,10 +17,11 @@ PERIOD_ERRORS = {
 }
 
 
-def _page(start="", end="", errors=None, status=200):
+def _page(start="", end="", errors=None, status=200, confirm_clear=False):
     current = period.current()
     return render_template(
         "admin/settings.html", current=current, phase=period.phase(period=current),
+        confirm_clear=confirm_clear and current is not None,
         start=start if start or errors else period.to_jst_input(current.start_at if current else None),
         end=end if end or errors else period.to_jst_input(current.end_at if current else None),
         errors=errors or {}), status
@@ -38,6 +39,9 @@ def set_migration_period():
     """Save the period (JST), or clear it; refused input keeps the old period and says why."""
     who = principal()
     if request.form.get("action") == "clear":
+        if request.form.get("confirmed") != "1":
+            # Removing the period closes the Login Portal at once: ask first (works without JS).
+            return _page(confirm_clear=True)
         with database.atomic():
             old = period.current()
             period.clear_period()

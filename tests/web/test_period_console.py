@@ -86,6 +86,10 @@ def test_operator_can_remove_the_period_which_then_behaves_as_after(app, client,
     console_login(app, client, staff())
     token = csrf_token(client.get("/admin/settings").get_data(as_text=True))
     r = client.post("/admin/settings/migration-period", data={"action": "clear", "csrf_token": token})
+    assert r.status_code == 200 and "移行期間を削除しますか" in r.get_data(as_text=True)
+    assert period.current() is not None  # asked first, nothing removed
+    r = client.post("/admin/settings/migration-period",
+                    data={"action": "clear", "confirmed": "1", "csrf_token": token})
     assert r.status_code == 303 and period.current() is None
     entry = AuditEntry.get(AuditEntry.action == "migration_period_cleared")
     assert entry.old_value.startswith("migration period")
