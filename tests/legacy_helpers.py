@@ -26,7 +26,6 @@ def gen_legacy(user=None, login_id=None, password=PASSWORD, password_hash=None, 
     """A migrated user and its legacy account (hash in argon2 unless given)."""
     if user is None:
         contract = contract or gen_contract()
-        login_id = login_id or None
         user = gen_user(contract=contract, login_id=fields.pop("new_login_id", None) or login_id,
                         legacy=True, legacy_login_id=login_id, **fields)
     legacy_id = login_id or user.legacy_login_id or user.login_id
