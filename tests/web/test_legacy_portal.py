@@ -341,3 +341,9 @@ def test_a_legacy_account_that_was_not_migrated_gets_a_clear_message(client, db)
         r = client.post("/legacy/identity", data={"csrf_token": token_of(client)})
         assert r.status_code == 303
     assert Mail.select().count() == 0
+
+
+def test_end_of_service_page_in_english(client, db):
+    html = client.get("/legacy/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "The Login Portal has closed" in html
+    assert "Customers using the Business Portal (direct or partner customers)" in html
