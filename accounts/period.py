@@ -15,7 +15,16 @@ AFTER = "after"
 
 
 class PeriodError(ValueError):
-    """A period setting that cannot be accepted; the message says why."""
+    """A period setting that cannot be accepted; the message says why.
+
+    ``field`` (start / end) and ``code`` (required / unparsable / order) let a screen put its own
+    translated message next to the right field; the English message serves the command line.
+    """
+
+    def __init__(self, message: str, field: str = "", code: str = ""):
+        super().__init__(message)
+        self.field = field
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -52,18 +61,19 @@ def parse_time(text: str, field: str) -> datetime.datetime:
     """ISO 8601 to naive UTC; a time without offset is JST. Raises PeriodError naming the field."""
     value = (text or "").strip()
     if not value:
-        raise PeriodError(f"{field}: a date and time is required (e.g. 2026-12-01T00:00)")
+        raise PeriodError(f"{field}: a date and time is required (e.g. 2026-12-01T00:00)",
+                          field, "required")
     try:
         parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise PeriodError(f"{field}: '{value}' is not an ISO 8601 date and time "
-                          f"(e.g. 2026-12-01T00:00)") from None
+                          f"(e.g. 2026-12-01T00:00)", field, "unparsable") from None
     return from_jst_naive(parsed)
 
 
 def validate(start_at: datetime.datetime, end_at: datetime.datetime) -> None:
     if end_at <= start_at:
-        raise PeriodError("end: the end must be after the start")
+        raise PeriodError("end: the end must be after the start", "end", "order")
 
 
 def set_period(start_at: datetime.datetime, end_at: datetime.datetime, updated_by: str = "") -> Period:
@@ -80,6 +90,13 @@ def set_period(start_at: datetime.datetime, end_at: datetime.datetime, updated_b
 
 def clear_period() -> None:
     MigrationPeriod.delete().where(MigrationPeriod.id == 1).execute()
+
+
+def to_jst_input(dt: datetime.datetime | None) -> str:
+    """A stored time as the value of an ``<input type="datetime-local">`` in JST."""
+    if dt is None:
+        return ""
+    return dt.replace(tzinfo=datetime.UTC).astimezone(JST).strftime("%Y-%m-%dT%H:%M")
 
 
 def describe(period: Period | None, now=None) -> str:

@@ -15,7 +15,7 @@ def login():
 
 
 # Area modules register their routes on bp when imported.
-AREA_MODULES = ()
+AREA_MODULES = ("settings", "notices")
 
 import importlib  # noqa: E402
 

@@ -9,7 +9,7 @@ from flask import Blueprint, g, redirect, render_template, url_for
 
 from accounts.models import BUSINESS, SDPF
 
-AREA_MODULES = ("auth", "steps", "account")  # area modules register their routes here
+AREA_MODULES = ("auth", "steps", "account", "tickets")  # area modules register their routes here
 
 
 def make_blueprint(portal: str) -> Blueprint:

@@ -1,0 +1,235 @@
+"""The legacy Login Portal's domain: sign-in with legacy hashes, the identity pop-up, its confirmation.
+
+Legacy password hashes come from the export in one of three formats (argon2, bcrypt, Werkzeug's
+``method$salt$hash``); anything else, or no hash, cannot sign in. An unknown login ID and a wrong
+password take the same path and about the same time (a hash is burnt), so the answer tells an
+attacker nothing. The same legacy login ID may exist under several contracts: every candidate's
+hash is tried and the caller lets the user pick when more than one matched.
+"""
+import re
+from dataclasses import dataclass, field
+
+import bcrypt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import lazy_gettext as _l
+from peewee import IntegrityError
+from werkzeug.security import check_password_hash
+
+from . import audit, outbox, period, recovery, tokens
+from .clock import utcnow
+from .db import database, is_postgres
+from .models import BUSINESS, LegacyAccount, User
+from .passwords import hasher
+
+_argon2 = PasswordHasher()
+EMAIL_CHANGED_SUBJECT = _l("Your e-mail address for the new portal was changed")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_LOGIN_ID = 255
+MAX_EMAIL = 255
+
+
+def hash_format(stored: str | None) -> str | None:
+    """argon2 | bcrypt | werkzeug | None (unknown or missing: cannot sign in)."""
+    if not stored:
+        return None
+    if stored.startswith("$argon2"):
+        return "argon2"
+    if stored[:4] in ("$2a$", "$2b$", "$2y$"):
+        return "bcrypt"
+    if re.match(r"^(scrypt|pbkdf2):[^$]*\$[^$]+\$[0-9a-f]+$", stored):
+        return "werkzeug"
+    return None
+
+
+def verify_legacy_hash(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches a legacy hash; unknown formats never match (and never raise)."""
+    kind = hash_format(stored)
+    try:
+        if kind == "argon2":
+            return _argon2.verify(stored, password)
+        if kind == "bcrypt":
+            return bcrypt.checkpw(password.encode("utf-8"), stored.encode("ascii"))
+        if kind == "werkzeug":
+            return check_password_hash(stored, password)
+    except (VerificationError, InvalidHashError, ValueError, TypeError):
+        return False
+    hasher().burn(password)  # no usable hash: spend the time a check would have taken
+    return False
+
+
+@dataclass
+class SignIn:
+    """The outcome of a legacy sign-in: the accounts whose password matched (empty = refused)."""
+
+    accounts: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.accounts)
+
+
+def authenticate(login_id: str, password: str, *, ip: str | None = None) -> SignIn:
+    """Try every legacy account with this login ID (any contract). Records the attempt.
+
+    Refused only while the legacy portal is closed (after the period) by the caller; this
+    function answers the same for an unknown ID and a wrong password.
+    """
+    key = (login_id or "").strip().lower()
+    candidates = list(LegacyAccount.select().where(LegacyAccount.login_id_key == key)
+                      .order_by(LegacyAccount.contract_ecid)) if key and len(key) <= MAX_LOGIN_ID else []
+    if not candidates:
+        hasher().burn(password)
+    matched = [a for a in candidates if verify_legacy_hash(a.password_hash, password or "")]
+    with database.atomic():
+        if matched:
+            for a in matched:
+                audit.record(_actor(a), "legacy_signin", target_user=a.user if a.user_id else None, ip=ip,
+                             detail=f"legacy {a.login_id} / {a.contract_ecid}")
+        else:
+            # Counted per login ID (the rate limit deducts only failures); no user is revealed.
+            audit.record("legacy-portal", "legacy_signin_failed", ip=ip,
+                         target_user=candidates[0].user if len(candidates) == 1 and candidates[0].user_id
+                         else None,
+                         detail=f"legacy login ID {key[:100]}")
+    return SignIn(matched)
+
+
+def _actor(account: LegacyAccount):
+    return account.user if account.user_id else f"legacy:{account.login_id}"
+
+
+def mask_email(email: str) -> str:
+    """``****@****`` style that still lets the owner recognise the address: ta****@ex****.jp."""
+    local, _, domain = (email or "").partition("@")
+    name, dot, tld = domain.rpartition(".")
+    if not dot:
+        name, tld = domain, ""
+    return (local[:2] + "****") + "@" + (name[:2] + "****") + (("." + tld) if tld else "")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the new portal will use, as shown in the pop-up (SPEC 6, guide p. 3)."""
+
+    account: LegacyAccount
+    user: User | None
+    portal: str | None
+    email: str
+    login_id: str
+    legacy_login_id: str
+    login_id_changed: bool
+    name: str
+    phone: str
+    legacy_phone: str | None
+    phone_changed: bool
+    confirmed_at: object
+
+    @property
+    def is_business(self) -> bool:
+        return self.portal == BUSINESS
+
+
+def identity(account: LegacyAccount) -> Identity:
+    user = account.user if account.user_id else None
+    if user is None:
+        return Identity(account, None, None, account.email, "", account.login_id, False,
+                        account.name, account.phone, None, False, account.confirmed_at)
+    legacy_phone = user.legacy_phone
+    return Identity(
+        account=account, user=user, portal=user.portal, email=user.email, login_id=user.login_id,
+        legacy_login_id=account.login_id,
+        login_id_changed=user.login_id.lower() != account.login_id.lower(),
+        name=user.name, phone=user.phone, legacy_phone=legacy_phone,
+        phone_changed=legacy_phone is not None and legacy_phone != user.phone,
+        confirmed_at=account.confirmed_at)
+
+
+class ConfirmError(ValueError):
+    """Bad input in the pop-up: ``errors`` maps a field (email / login_id) to a code."""
+
+    def __init__(self, errors: dict):
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def check_fields(user: User, email: str, login_id: str) -> dict:
+    """Field -> problem code (required / invalid / too_long / taken); the same check as the POST."""
+    errors = {}
+    if not email:
+        errors["email"] = "required"
+    elif len(email) > MAX_EMAIL:
+        errors["email"] = "too_long"
+    elif not EMAIL_RE.match(email):
+        errors["email"] = "invalid"
+    if not login_id:
+        errors["login_id"] = "required"
+    elif len(login_id) > MAX_LOGIN_ID:
+        errors["login_id"] = "too_long"
+    elif any(c.isspace() for c in login_id):
+        errors["login_id"] = "invalid"
+    elif User.login_id_taken(user.portal, login_id, exclude_id=user.id):
+        errors["login_id"] = "taken"
+    return errors
+
+
+def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, config, base_url: str,
+            ip: str | None = None):
+    """Confirm or correct the identity information and mail the first-login link, in one transaction.
+
+    Corrections update the new portal's user (audit old -> new; older link tokens voided); the
+    legacy account is marked confirmed; the first-login link goes to the confirmed address.
+    Returns the Mail. Raises ConfirmError for bad input (nothing written).
+    """
+    email = (email or "").strip()
+    with database.atomic():
+        q = User.select().where(User.id == account.user_id)
+        user = (q.for_update() if is_postgres() else q).first() if account.user_id else None
+        if user is None:
+            raise ConfirmError({"account": "not_migrated"})
+        login_id = (login_id or "").strip() or user.login_id
+        errors = check_fields(user, email, login_id)
+        if errors:
+            raise ConfirmError(errors)
+        changes = {}
+        if email != user.email:
+            changes["email"] = (user.email, email)
+            user.email, user.email_key = email, email.lower()
+        if login_id != user.login_id:
+            changes["login_id"] = (user.login_id, login_id)
+            user.login_id, user.login_id_key = login_id, login_id.lower()
+        if changes:
+            user.version += 1
+            user.updated_at = utcnow()
+            try:
+                with database.atomic():
+                    user.save()
+            except IntegrityError:  # someone took the login ID between the check and the write
+                raise ConfirmError({"login_id": "taken"}) from None
+            for name, (old, new) in changes.items():
+                audit.record(user, "legacy_popup_corrected", target_user=user, field=name,
+                             old=old, new=new, ip=ip)
+            tokens.void_all(user)
+            if "email" in changes:
+                # A stolen legacy password must not silently redirect the first-login link.
+                outbox.render_and_enqueue(
+                    "legacy_email_changed", recipient=changes["email"][0],
+                    subject=EMAIL_CHANGED_SUBJECT, kind="email_changed", user=user,
+                    language=user.language, user_obj=user, portal=user.portal,
+                    masked=mask_email(email))
+        LegacyAccount.update(confirmed_at=utcnow()).where(LegacyAccount.id == account.id).execute()
+        audit.record(user, "legacy_popup_confirmed", target_user=user, ip=ip,
+                     detail=f"legacy {account.login_id} / {account.contract_ecid}")
+        mail = recovery.send_reset_link(user, config=config, base_url=base_url, actor=user, ip=ip,
+                                        action="first_login_link_sent")
+    return mail
+
+
+def popup_open(now=None) -> bool:
+    """The pop-up exists only during the migration period."""
+    return period.phase(now) == period.DURING
+
+
+def signin_open(now=None) -> bool:
+    """The legacy portal signs users in before and during the period; after it, never."""
+    return period.phase(now) != period.AFTER
