@@ -80,8 +80,8 @@ def test_before_the_period_legacy_sign_in_works_and_says_when_the_new_portal_ope
 def test_new_portal_landing_pages_say_when_they_open_before_and_nothing_after(client, db):
     set_period()
     with time_machine.travel(BEFORE_AT, tick=False):
-        for path in ("/business/", "/sdpf/"):
-            html = client.get(path).get_data(as_text=True)
+        for path in ("/business/", "/sdpf/"):  # (the SDPF Portal opens on its sign-in page)
+            html = client.get(path, follow_redirects=True).get_data(as_text=True)
             assert "2026-12-01 00:00 JST" in html and "ログインポータル" in html
         assert "2026-12-01" not in client.get("/").get_data(as_text=True)
     with time_machine.travel(DURING_AT, tick=False):
