@@ -1,14 +1,15 @@
 """Browser journey: during the period a legacy user signs in, corrects the e-mail in the pop-up,
 receives the first-login link at the corrected address and continues with the first login."""
 import datetime
+import re
 import time
 
 import pytest
 
-from accounts import outbox, period, tokens
+from accounts import outbox, period
 from accounts.clock import utcnow
 from accounts.db import database
-from accounts.models import User
+from accounts.models import TermsVersion, User
 from blueprints.extensions import mail as mail_ext
 from tests.helpers import gen_contract, gen_user, links_in
 from tests.legacy_helpers import PASSWORD, gen_legacy
@@ -84,17 +85,37 @@ def test_legacy_user_corrects_email_in_popup_and_gets_the_first_login_link(smtp_
     assert link.startswith(server.url + "/business/password/reset/")
     assert "popup@ntt.com_ecid9" in body
 
-    # The first login itself (set password, 2-step, terms, dashboard) is built by the portal's
-    # area in parallel. Until its endpoint exists, the journey ends with a usable link; once merged
-    # the continuation below runs (the lead completes the 2-step and terms steps on merge).
-    if "business.reset_password" not in app.view_functions:
-        with app.app_context():
-            database.connect(reuse_if_open=True)
-            assert tokens.check(link.rsplit("/", 1)[1], tokens.RESET).problem is None
-            database.close()
-        return
+    # The user continues with the first login of the new portal from that link.
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        TermsVersion.create(version=1, title="カスタマポータル規約 第1版", body="本規約は…")
+        database.close()
     page.goto(link)
-    for field in page.locator("input[type=password]").all():
-        field.fill("New-pass123")
+    page.get_by_label("新しいパスワード", exact=True).fill("New-pass123")
+    page.get_by_label("新しいパスワード(確認)").fill("New-pass123")
     page.get_by_role("button", name="保存").click()
-    page.get_by_text("サービスへ戻る").wait_for()
+    page.get_by_role("heading", name="パスワードの設定が完了しました", exact=True).wait_for()
+    page.get_by_role("link", name="サービスへ戻る").click()
+    page.get_by_role("link", name="ログインID/パスワードでログイン").click()
+    page.get_by_label("ログインID").fill("popup@ntt.com_ecid9")
+    page.get_by_label("パスワード").fill("New-pass123")
+    page.get_by_role("button", name="サインイン").click()
+    page.get_by_label("MailOTP").check()
+    page.get_by_role("button", name="次へ").click()
+    page.get_by_role("heading", name="メールOTP認証", exact=True).wait_for()
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        outbox.deliver_due(mail_ext, app.config["MAIL_DEFAULT_SENDER"])
+        database.close()
+    messages = smtp_server.wait_for(3)
+    otp = messages[2]["message"]
+    assert otp["To"] == "new-box@example.jp"
+    code = re.search(r"^\s+(\d{6})\s*$", otp.get_body(preferencelist=("plain",)).get_content(), re.M).group(1)
+    page.get_by_label("ワンタイムパスワード").fill(code)
+    page.get_by_role("button", name="送信", exact=True).click()
+    page.get_by_role("button", name="同意を承認する").click()
+    page.get_by_role("heading", name="ダッシュボード", exact=True).wait_for()
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        assert User.get_by_id(user.id).first_login_done_at is not None
+        database.close()
