@@ -721,7 +721,8 @@ def recover_interrupted_run() -> list[str]:
 
     restored = []
     for model in (User, LegacyAccount):
-        have = {tuple(meta.columns) for meta in database.get_indexes(model._meta.table_name)}
+        have = {tuple(meta.columns) for meta in database.get_indexes(model._meta.table_name)
+                if meta.name not in search_index.PG_INDEXES}  # GIN trigram indexes are no B-trees
         for index in model._meta.fields_to_index():
             columns = tuple(f.column_name for f in index._expressions)
             if columns not in have:
