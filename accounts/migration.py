@@ -88,16 +88,16 @@ class LegacyRow:
     contract_name: str
     is_admin: bool
     password_hash: str | None
+    # What identifies a legacy user: its login ID (any case) together with its contract.
+    pair: tuple[str, str] = ("", "")
+
+    def __post_init__(self):
+        self.pair = (self.login_id.lower(), self.contract_ecid)
 
     @property
     def portal(self) -> str:
         """Portal follows the contract kind: parent -> Business Portal, child -> SDPF Portal."""
         return BUSINESS if self.parent_ecid is None else SDPF
-
-    @property
-    def pair(self) -> tuple[str, str]:
-        """What identifies a legacy user: its login ID (any case) together with its contract."""
-        return self.login_id.lower(), self.contract_ecid
 
 
 def normalize_ecid(value: str, field: str = "contract_ecid") -> str:
@@ -212,8 +212,9 @@ def parse_row(fields: Mapping[str, str]) -> LegacyRow:
         raise RowError("email", "missing")
     if not is_valid_email(email):
         raise RowError("email", f"not an e-mail address: {email!r}")
-    contract_ecid = _ecid_field(contract_ecid, "contract_ecid")
-    parent_ecid = _ecid_field(parent, "parent_ecid") if parent and parent.strip(" \t") else None
+    # Interned: a few thousand contracts are shared by a million rows (and the in-memory pairs).
+    contract_ecid = sys.intern(_ecid_field(contract_ecid, "contract_ecid"))
+    parent_ecid = sys.intern(_ecid_field(parent, "parent_ecid")) if parent and parent.strip(" \t") else None
     if parent_ecid == contract_ecid:
         raise RowError("parent_ecid", "a contract cannot be its own parent")
     # Business Portal users prove who they are with their name; SDPF users do not (guide).
@@ -501,10 +502,6 @@ def _db_time(value):
     return value if is_postgres() else str(value)
 
 
-def _db_bool(value: bool):
-    return value if is_postgres() else int(value)
-
-
 @dataclasses.dataclass(slots=True)
 class Existing:
     """A pair already known: claimed earlier in this run (at ``line``) or migrated by an earlier run."""
@@ -550,7 +547,7 @@ class DatabaseLookups:
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.SEEN_TABLE}")
 
     def batch(self, rows: list[LegacyRow]):
-        keys = sorted({row.login_id.lower() for row in rows})
+        keys = sorted({row.pair[0] for row in rows})
         sql = ("SELECT la.login_id_key, la.contract_ecid, la.migrated_at = " + self.p + ", la.source_line, "
                "COALESCE(u.login_id, la.login_id), COALESCE(u.phone, la.phone) "
                'FROM legacy_account la LEFT JOIN "user" u ON u.id = la.user_id WHERE {cond}')
@@ -564,7 +561,7 @@ class DatabaseLookups:
                 existing[(k, e)] = Existing(True, line)
         wanted = collections.defaultdict(set)
         for row in rows:
-            key = row.login_id.lower()
+            key = row.pair[0]
             wanted[row.portal].update((key, f"{key}_{row.contract_ecid}"))
         sql = f'SELECT login_id_key FROM "user" WHERE portal = {self.p} AND {{cond}}'
         taken = {portal: {k for (k,) in _in_chunks(self.cursor, sql, "login_id_key", sorted(ks), (portal,))}
@@ -656,14 +653,18 @@ class Writer:
         if new:
             ids = self._allocate_user_ids(len(new))
             users, legacy, counts = [], [], collections.Counter()
-            b = _db_bool
+            yes, no = (True, False) if self.pg else (1, 0)
+            stamp = self.stamp
             for uid, (line, row, contract, login_id, phone) in zip(ids, new, strict=True):
-                users.append((uid, row.portal, contract.id, login_id, login_id.lower(), row.email,
-                              row.email.lower(), row.name, phone, b(row.is_admin), ORIGIN_LEGACY,
-                              row.login_id, row.phone, self.stamp, 0, b(False), 1, self.stamp, self.stamp))
-                legacy.append((row.login_id, row.login_id.lower(), row.contract_ecid, row.parent_ecid,
-                               row.contract_name, row.email, row.name, phone, b(row.is_admin),
-                               row.password_hash, uid, line, self.stamp))
+                admin = yes if row.is_admin else no
+                key = row.pair[0]
+                users.append((uid, row.portal, contract.id, login_id,
+                              key if login_id is row.login_id else login_id.lower(), row.email,
+                              row.email.lower(), row.name, phone, admin, ORIGIN_LEGACY,
+                              row.login_id, row.phone, stamp, 0, no, 1, stamp, stamp))
+                legacy.append((row.login_id, key, row.contract_ecid, row.parent_ecid,
+                               row.contract_name, row.email, row.name, phone, admin,
+                               row.password_hash, uid, line, stamp))
                 counts[contract.id] += 1
             self._insert('"user"', USER_COLUMNS, users)
             self._insert("legacy_account", LEGACY_COLUMNS, legacy)
@@ -866,7 +867,7 @@ class _Run:
         except RowError as exc:
             return (line, REJECTED, row.login_id, "", row.phone, "", str(exc))
         claimed[pair] = line
-        taken[row.portal].add(login_id.lower())
+        taken[row.portal].add(pair[0] if login_id is row.login_id else login_id.lower())
         phone = phone_for(row.portal, row.phone)
         new.append((line, row, contract, login_id, phone))
         notes = []
