@@ -957,6 +957,8 @@ def _real_run(source, found, report, summary, bar):
         with bulk_indexes_suspended():
             job.run(_batch_transaction, in_memory=True)
             loaded = time.perf_counter()
+            if sys.stderr.isatty():  # the bar is full; say why the command is not done yet
+                click.echo("\nrebuilding the indexes and the search index ...", err=True)
             if is_postgres():  # index builds sort; give them room
                 database.execute_sql("SET maintenance_work_mem = '256MB'")
         indexed = time.perf_counter()
