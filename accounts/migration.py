@@ -376,21 +376,27 @@ class ResolvedContract:
     error: str | None = None  # set: every row of this contract is rejected with it
 
 
-def collect_contracts(source: Source) -> tuple[dict[str, FileContract], int]:
-    """First pass: ECID -> (parent, name, first line) from the first row naming it; row count.
+def collect_contracts(source: Source, known_pairs: Container | None = None
+                      ) -> tuple[dict[str, FileContract], int, int]:
+    """First pass: ECID -> (parent, name, first line) from the first row naming it; row counts.
 
     Only rows whose contract fields are valid count; their other fields are checked later.
+    Returns the contracts, the number of rows, and how many of them name a legacy user not in
+    ``known_pairs`` (all rows when it is None): what decides whether to bulk-load.
     """
     contracts: dict[str, FileContract] = {}
-    rows = 0
-    ci, pi, ni = (source.columns[c] for c in ("contract_ecid", "parent_ecid", "contract_name"))
-    width = max(ci, pi, ni) + 1
+    rows = new = 0
+    ci, pi, ni, li = (source.columns[c]
+                      for c in ("contract_ecid", "parent_ecid", "contract_name", "login_id"))
+    width = max(ci, pi, ni, li) + 1
     for line, record in source.raw_records():
         rows += 1
         if len(record) < width or len(record) > source.header_width:
             continue
         try:
             ecid = _ecid_field(record[ci], "contract_ecid")
+            if known_pairs is None or (record[li].lower(), ecid) not in known_pairs:
+                new += 1
             if ecid in contracts:
                 continue
             parent_raw, name = record[pi], record[ni]
@@ -399,7 +405,7 @@ def collect_contracts(source: Source) -> tuple[dict[str, FileContract], int]:
             continue
         if name and len(name) <= MAX_TEXT and parent != ecid:
             contracts[ecid] = FileContract(parent, name, line)
-    return contracts, rows
+    return contracts, rows, new
 
 
 def resolve_contracts(found: dict[str, FileContract], existing: Mapping[str, tuple[int, str | None]]
@@ -783,10 +789,12 @@ class _Run:
         self.writer = Writer(utcnow())
         self.lookups = None
 
-    def run(self, transaction: Callable, in_memory: bool = False):
-        with transaction():
-            self.lookups = (MemoryLookups(self.writer.cursor) if in_memory
-                            else DatabaseLookups(self.writer.cursor, self.writer.stamp))
+    def run(self, transaction: Callable, lookups: MemoryLookups | None = None):
+        if lookups is not None:
+            self.lookups = lookups
+        else:
+            with transaction():
+                self.lookups = DatabaseLookups(self.writer.cursor, self.writer.stamp)
         items: list = []  # in file order: report tuples (final) or (line, LegacyRow, contract)
         for line, fields in self.source.records():
             items.append(self._check(line, fields))
@@ -887,11 +895,28 @@ def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None
     summary = Summary()
     source = open_source(csv_path)
     summary.encoding = source.encoding
-    found, summary.rows = collect_contracts(source)
+    if report_path is not None and Path(report_path).resolve() == source.path.resolve():
+        raise UnreadableFile(f"{report_path}: the report would overwrite the input file")
+    opened = database.is_closed()
+    database.connect(reuse_if_open=True)
+    try:
+        # A big file: every taken login ID and legacy pair in memory (a bulk load needs them, and
+        # they tell the first pass how many rows are new, so a re-run does not bulk-load).
+        lookups = None
+        if not dry_run and source.path.stat().st_size >= SUSPEND_INDEX_MIN_ROWS * 100:
+            lookups = MemoryLookups(database.cursor())
+        found, summary.rows, new_rows = collect_contracts(source, lookups.pairs if lookups else None)
+        _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary)
+    finally:
+        if opened and not database.is_closed():
+            database.close()
+    summary.seconds_total = time.perf_counter() - started
+    return summary
+
+
+def _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary):
     report_file = None
     if report_path is not None:
-        if Path(report_path).resolve() == source.path.resolve():
-            raise UnreadableFile(f"{report_path}: the report would overwrite the input file")
         try:
             report_file = open(report_path, "w", encoding="utf-8", newline="")
         except OSError as exc:
@@ -905,22 +930,14 @@ def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None
             def report(_rec):
                 return None
         progress_cm = progress_factory(summary.rows) if progress_factory else _NoProgress()
-        opened = database.is_closed()
-        database.connect(reuse_if_open=True)
-        try:
-            with progress_cm as bar:
-                if dry_run:
-                    _dry_run(source, found, report, summary, bar)
-                else:
-                    _real_run(source, found, report, summary, bar)
-        finally:
-            if opened and not database.is_closed():
-                database.close()
+        with progress_cm as bar:
+            if dry_run:
+                _dry_run(source, found, report, summary, bar)
+            else:
+                _real_run(source, found, new_rows, lookups, report, summary, bar)
     finally:
         if report_file is not None:
             report_file.close()
-    summary.seconds_total = time.perf_counter() - started
-    return summary
 
 
 class _NoProgress:
@@ -939,23 +956,25 @@ def _batch_transaction():
     return database.atomic() if is_postgres() else database.atomic("IMMEDIATE")
 
 
-def _real_run(source, found, report, summary, bar):
+def _real_run(source, found, new_rows, lookups, report, summary, bar):
     from . import search_index
 
     summary.restored = recover_interrupted_run()
     resolved, summary.contracts_created = apply_contracts(found)
     load_started = time.perf_counter()
     users_before = database.execute_sql('SELECT COUNT(*) FROM "user"').fetchone()[0]
-    # Rebuilding costs time in proportion to every user; suspend only when this file dominates.
-    summary.index_suspended = summary.rows >= max(SUSPEND_INDEX_MIN_ROWS, users_before // 2)
+    # Rebuilding costs time in proportion to every user; suspend only when this file's new rows
+    # dominate (MemoryLookups answer while the indexes are gone).
+    summary.index_suspended = lookups is not None and new_rows >= max(SUSPEND_INDEX_MIN_ROWS,
+                                                                      users_before // 2)
     job = _Run(source, resolved, report, summary, bar.update)
     if not summary.index_suspended:
-        job.run(_batch_transaction)
+        job.run(_batch_transaction, lookups)
         summary.seconds_load = time.perf_counter() - load_started
         return
     with search_index.suspended():
         with bulk_indexes_suspended():
-            job.run(_batch_transaction, in_memory=True)
+            job.run(_batch_transaction, lookups)
             loaded = time.perf_counter()
             if sys.stderr.isatty():  # the bar is full; say why the command is not done yet
                 click.echo("\nrebuilding the indexes and the search index ...", err=True)
