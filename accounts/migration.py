@@ -12,9 +12,11 @@ How a run goes:
    transaction holding the users, their legacy records and the contract counters, so a kill leaves
    whole batches only and a re-run resumes: rows already migrated are reported ``skipped``.
 
-Memory stays flat however long the file is: login-ID conflicts and "already migrated" pairs are
-looked up in the database per batch (the unique indexes answer them), never kept in a set that
-grows with the file.
+The file's rows are never held in memory. Login-ID conflicts and "already migrated" pairs are
+looked up per batch in the database (small files: the unique indexes answer, memory stays flat)
+or, for big files, in sets loaded from the database and kept current (memory grows with the number
+of users, ~290 bytes each). A bulk load of many new rows suspends the B-tree and search indexes and
+rebuilds them once at the end (SPEC 9); a run killed meanwhile is repaired by the next run.
 """
 from __future__ import annotations
 
