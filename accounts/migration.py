@@ -736,6 +736,7 @@ def recover_interrupted_run() -> list[str]:
             columns = tuple(f.column_name for f in index._expressions)
             if columns not in have:
                 database.execute(model._schema._create_index(index, safe=True))
+                have.add(columns)  # the model may declare the same index twice (FK + Meta)
                 restored.append(f"index {model._meta.table_name}({', '.join(columns)})")
     if is_postgres():
         names = {r[0] for r in database.execute_sql(
