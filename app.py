@@ -292,10 +292,15 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("db-upgrade")
     def db_upgrade():
         """Apply pending schema migrations."""
+        from accounts.migration import recover_interrupted_run
         from accounts.schema import upgrade
 
         applied = upgrade()
         click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
+        # An import killed during a bulk load leaves its indexes dropped: put them back now.
+        with database.connection_context():
+            for what in recover_interrupted_run():
+                click.echo(f"restored after an interrupted import: {what}")
 
     @app.cli.command("create-staff")
     @click.argument("login_id")

@@ -32,3 +32,17 @@ def test_substring_search_index_exists(db):
             "SELECT name FROM sqlite_master WHERE name = 'user_search' OR name LIKE 'user_search_a%'"
         ).fetchall()
         assert {r[0] for r in rows} >= {"user_search", "user_search_ai", "user_search_au", "user_search_ad"}
+
+
+def test_db_upgrade_restores_indexes_an_interrupted_import_left_dropped(runner, db):
+    from accounts.models import User
+
+    names = [m.name for m in database.get_indexes("user") if m.name not in search_index.PG_INDEXES
+             and not m.name.endswith("_pkey") and "login_id_key" in m.columns]
+    assert names
+    database.execute_sql(f'DROP INDEX "{names[0]}"')
+    result = runner.invoke(args=["db-upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "restored after an interrupted import: index user(portal, login_id_key)" in result.output
+    assert any(tuple(m.columns) == ("portal", "login_id_key") for m in database.get_indexes("user"))
+    assert User.select().count() == 0
