@@ -11,7 +11,9 @@ import pytest
 
 from accounts.models import User
 from tests.helpers import csrf_token, gen_user
-from tests.web.admin_helpers import make_world, sign_in
+from tests.web.admin_helpers import conn, make_world, sign_in  # noqa: F401 (conn: fixture)
+
+pytestmark = pytest.mark.usefixtures("conn")
 
 READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND = "read", "send_reset", "edit", "reset", "contact", "remind"
 
@@ -113,7 +115,7 @@ def _form(endpoint, target, token):
 
 @pytest.mark.parametrize("role", ["operator", "helpdesk", "parent_admin", "child_admin", "plain_user",
                                   "admin_before_first_login", "anonymous"])
-def test_every_route_as_every_role_in_and_out_of_scope(app, client, db, role):
+def test_every_route_as_every_role_in_and_out_of_scope(app, client, role):
     w = make_world()
     sign_in(client, _principal(w, role))
     token = csrf_token(client.get("/").get_data(as_text=True))
@@ -147,7 +149,7 @@ def test_every_route_as_every_role_in_and_out_of_scope(app, client, db, role):
 
 
 @pytest.mark.parametrize("role", ["parent_admin", "child_admin"])
-def test_search_lists_only_users_in_scope(client, db, role):
+def test_search_lists_only_users_in_scope(client, role):
     w = make_world()
     sign_in(client, getattr(w, role))
     html = client.get("/admin/?q=target").get_data(as_text=True)
@@ -157,7 +159,7 @@ def test_search_lists_only_users_in_scope(client, db, role):
     assert "target-child" in html and "target-other" not in html
 
 
-def test_a_contract_admin_of_another_tree_gets_404_for_a_user_that_exists(client, db):
+def test_a_contract_admin_of_another_tree_gets_404_for_a_user_that_exists(client):
     w = make_world()
     sign_in(client, w.parent_admin)
     assert client.get(f"/admin/users/{w.target_other.id}").status_code == 404
