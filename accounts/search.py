@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from peewee import Expression, Table
+from peewee import SQL, Expression, NodeList, Table, fn
 
 from . import scope
 from .clock import utcnow
@@ -101,16 +101,16 @@ def _phone_key(q: str) -> str:
     return "".join(c for c in text if "0" <= c <= "9")
 
 
-def _prefix_condition(q: str):
+def _prefix_conditions(q: str) -> list:
+    """One index-friendly condition per column the typed prefix may start."""
     low = q.lower()
-    cond = (_range(User.login_id_key, low) | _range(User.email_key, low) | _range(User.name, q))
+    conds = [_range(User.login_id_key, low), _range(User.email_key, low), _range(User.name, q)]
     phone = _phone_key(q)
     if phone and len(phone) >= max(1, len(re.sub(r"[\s\-()+]", "", q))):
-        cond = cond | _range(User.phone, phone)
+        conds.append(_range(User.phone, phone))
     if ECID_RE.match(q):
-        contracts = Contract.select(Contract.id).where(_range(Contract.ecid, low))
-        cond = cond | User.contract.in_(contracts)
-    return cond
+        conds.append(User.contract.in_(Contract.select(Contract.id).where(_range(Contract.ecid, low))))
+    return conds
 
 
 def fts_phrase(q: str) -> str:
@@ -144,43 +144,88 @@ def _filters(query: Query):
     return conds
 
 
-def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
-    """One page of users in the principal's scope matching ``query``, ordered by user id."""
-    conds = [scope.user_condition(principal), *_filters(query)]
-    base = User.select(User, Contract).join(Contract)
-    if query.q and query.match == CONTAINS:
-        if len(query.q) < SUBSTRING_MIN:
-            return Page()
-        if is_postgres():
-            pattern = like_pattern(query.q.lower())
-            raw = like_pattern(query.q)
-            conds.append(User.login_id_key.ilike(pattern) | User.email_key.ilike(pattern)
-                         | User.name.ilike(raw) | User.phone.ilike(raw))
-            id_col = User.id
-        else:
-            # Drive from the FTS table: it yields rowids in order, so LIMIT stops early.
-            base = base.switch(User).join(USER_SEARCH, on=(USER_SEARCH.rowid == User.id))
-            conds.append(Expression(USER_SEARCH.user_search, "MATCH", fts_phrase(query.q)))
-            id_col = USER_SEARCH.rowid
-    else:
-        if query.q:
-            conds.append(_prefix_condition(query.q))
-        id_col = User.id
+# Below this many users in scope (read from the contracts' counters), a substring search scans
+# the scope's own rows instead of the whole trigram index: a parent admin's rare substring would
+# otherwise walk index entries of a million users to find a handful of its own.
+SMALL_SCOPE = 20_000
 
-    backwards = query.before is not None and query.after is None
-    if backwards:
-        conds.append(id_col < query.before)
-    elif query.after is not None:
-        conds.append(id_col > query.after)
+
+def _all(conds):
     where = conds[0]
     for c in conds[1:]:
         where = where & c
-    order = id_col.desc() if backwards else id_col.asc()
-    rows = list(base.where(where).order_by(order).limit(page_size + 1))
-    more = len(rows) > page_size
-    rows = rows[:page_size]
+    return where
+
+
+def _like(column, pattern):
+    """``column LIKE pattern ESCAPE '\\'`` (SQLite: case-insensitive for ASCII, like the index)."""
+    return NodeList((column, SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
+
+
+def _small_scope(principal) -> bool:
+    ids = scope.contract_ids_in_scope(principal)
+    if ids is None:
+        return False
+    total = Contract.select(fn.SUM(Contract.users_total)).where(Contract.id.in_(ids or [0])).scalar()
+    return (total or 0) < SMALL_SCOPE
+
+
+def _ids(query, id_col, backwards: bool, limit: int) -> list[int]:
+    return [row[0] for row in query.order_by(id_col.desc() if backwards else id_col.asc())
+            .limit(limit).tuples()]
+
+
+def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
+    """One page of users in the principal's scope matching ``query``, ordered by user id.
+
+    First the ids of the page (each strategy picks index-friendly queries, with the scope and the
+    filters inside), then one query for those rows with their contracts.
+    """
+    base = [scope.user_condition(principal), *_filters(query)]
+    backwards = query.before is not None and query.after is None
+    limit = page_size + 1
+
+    def keyset(col):
+        if backwards:
+            return [col < query.before]
+        return [col > query.after] if query.after is not None else []
+
+    if query.q and query.match == CONTAINS:
+        if len(query.q) < SUBSTRING_MIN:
+            return Page()
+        low, raw = like_pattern(query.q.lower()), like_pattern(query.q)
+        if is_postgres():
+            cond = (User.login_id_key.ilike(low) | User.email_key.ilike(low) | User.name.ilike(raw)
+                    | User.phone.ilike(raw))
+            ids = _ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
+                       backwards, limit)
+        elif _small_scope(principal):
+            cond = (_like(User.login_id_key, low) | _like(User.email_key, low) | _like(User.name, raw)
+                    | _like(User.phone, raw))
+            ids = _ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
+                       backwards, limit)
+        else:
+            # Drive from the FTS table: it yields rowids in order, so LIMIT stops early.
+            q = (User.select(USER_SEARCH.rowid).join(USER_SEARCH, on=(USER_SEARCH.rowid == User.id))
+                 .where(_all([*base, Expression(USER_SEARCH.user_search, "MATCH", fts_phrase(query.q)),
+                              *keyset(USER_SEARCH.rowid)])))
+            ids = _ids(q, USER_SEARCH.rowid, backwards, limit)
+    elif query.q:
+        # One small query per column (each can use its own index), merged here: an OR across
+        # columns makes both planners fall back to scanning.
+        found = set()
+        for cond in _prefix_conditions(query.q):
+            found.update(_ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
+                              backwards, limit))
+        ids = sorted(found, reverse=backwards)[:limit]
+    else:
+        ids = _ids(User.select(User.id).where(_all([*base, *keyset(User.id)])), User.id, backwards, limit)
+
+    more = len(ids) > page_size
+    ids = sorted(ids[:page_size])
+    rows = (list(User.select(User, Contract).join(Contract).where(User.id.in_(ids)).order_by(User.id))
+            if ids else [])
     if backwards:
-        rows.reverse()
         return Page(rows, next_after=rows[-1].id if rows else None,
                     prev_before=rows[0].id if (rows and more) else None)
     return Page(rows, next_after=rows[-1].id if (rows and more) else None,

@@ -54,11 +54,14 @@ def test_substring_needs_three_characters_and_finds_any_position(db):
     assert sorted(_ids(_find(op, q="ha-us", match="contains"))) == ["alpha-user"]
 
 
+@pytest.mark.parametrize("who", ["operator", "contract admin"])  # trigram index / scan of a small scope
 @pytest.mark.parametrize("q", ['"', '""x', "a%b", "a_b", "100%", "x' OR 1=1 --", "NEAR(a b)", "a*", "\\x"])
-def test_substring_treats_every_character_literally(db, q):
-    op = _op()
-    gen_user(login_id="plainuser", email="plain@example.jp", name="ordinary")
-    literal = gen_user(login_id=f"has{q}inside".replace(" ", ""), email="lit@example.jp")
+def test_substring_treats_every_character_literally(db, q, who):
+    c = gen_contract()
+    op = _op() if who == "operator" else gen_user(c, login_id="cadmin", is_admin=True, first_login_done=True)
+    gen_user(c, login_id="plainuser", email="plain@example.jp", name="ordinary")
+    gen_user(c, login_id="aXb-100X-xOR1=1--", email="decoy@example.jp", name="decoy")
+    literal = gen_user(c, login_id=f"has{q}inside".replace(" ", ""), email="lit@example.jp")
     needle = q.replace(" ", "")
     if len(needle) >= 3:
         assert _ids(_find(op, q=needle, match="contains")) == [literal.login_id]
