@@ -101,6 +101,20 @@ def _phone_key(q: str) -> str:
     return "".join(c for c in text if "0" <= c <= "9")
 
 
+COMMON = 5000  # about 0.5% of a million users: where walking ids in order wins
+
+
+def _common(cond) -> bool:
+    """Whether a prefix condition matches at least COMMON users (reads at most that many index rows)."""
+    probe = User.select(SQL("1")).where(cond).limit(COMMON)
+    return User.select(fn.COUNT(SQL("*"))).from_(probe.alias("probe")).scalar() >= COMMON
+
+
+def _unindexed(cond):
+    """The same condition in a form no index serves (SQLite's unary + disables index use)."""
+    return NodeList((SQL("+"), NodeList((SQL("("), cond, SQL(")")), glue="")), glue="")
+
+
 def _prefix_conditions(q: str) -> list:
     """One index-friendly condition per column the typed prefix may start."""
     low = q.lower()
@@ -210,13 +224,26 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
                  .where(_all([*base, Expression(USER_SEARCH.user_search, "MATCH", fts_phrase(query.q)),
                               *keyset(USER_SEARCH.rowid)])))
             ids = _ids(q, USER_SEARCH.rowid, backwards, limit)
+    elif query.q and _small_scope(principal):
+        # A few contracts: one pass over the scope's own rows (contract index) checks every column.
+        cond = _prefix_conditions(query.q)
+        either = cond[0]
+        for c in cond[1:]:
+            either = either | c
+        ids = _ids(User.select(User.id).where(_all([*base, either, *keyset(User.id)])), User.id,
+                   backwards, limit)
     elif query.q:
         # One small query per column (each can use its own index), merged here: an OR across
-        # columns makes both planners fall back to scanning.
+        # columns makes the planners fall back to scanning everything.
         found = set()
         for cond in _prefix_conditions(query.q):
-            found.update(_ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
-                              backwards, limit))
+            q = User.select(User.id).where(_all([*base, cond, *keyset(User.id)]))
+            if not is_postgres() and _common(cond):
+                # Thousands of matches: walking the ids in order finds a page after a few hundred
+                # rows, where the column's index would collect and sort every match first.
+                # (SQLite has no statistics to see this; PostgreSQL's planner does it by itself.)
+                q = User.select(User.id).where(_all([*base, _unindexed(cond), *keyset(User.id)]))
+            found.update(_ids(q, User.id, backwards, limit))
         ids = sorted(found, reverse=backwards)[:limit]
     else:
         ids = _ids(User.select(User.id).where(_all([*base, *keyset(User.id)])), User.id, backwards, limit)
