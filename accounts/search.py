@@ -21,7 +21,7 @@ from peewee import SQL, Expression, NodeList, Table, fn
 from . import scope
 from .clock import utcnow
 from .db import is_postgres
-from .models import TWOSTEP_METHODS, Contract, User
+from .models import PORTALS, TWOSTEP_METHODS, Contract, User
 
 PAGE_SIZE = 25
 MAX_QUERY = 100
@@ -118,7 +118,10 @@ def _unindexed(cond):
 def _prefix_conditions(q: str) -> list:
     """One index-friendly condition per column the typed prefix may start."""
     low = q.lower()
-    conds = [_range(User.login_id_key, low), _range(User.email_key, low), _range(User.name, q)]
+    # The login ID's index is (portal, login_id_key): naming both portals lets PostgreSQL use it
+    # (SQLite skip-scans it either way).
+    conds = [User.portal.in_(PORTALS) & _range(User.login_id_key, low), _range(User.email_key, low),
+             _range(User.name, q)]
     phone = _phone_key(q)
     if phone and len(phone) >= max(1, len(re.sub(r"[\s\-()+]", "", q))):
         conds.append(_range(User.phone, phone))
@@ -208,16 +211,22 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
         if len(query.q) < SUBSTRING_MIN:
             return Page()
         low, raw = like_pattern(query.q.lower()), like_pattern(query.q)
-        if is_postgres():
-            cond = (User.login_id_key.ilike(low) | User.email_key.ilike(low) | User.name.ilike(raw)
-                    | User.phone.ilike(raw))
+        if _small_scope(principal):
+            like = (lambda c, p: c.ilike(p)) if is_postgres() else _like
+            cond = (like(User.login_id_key, low) | like(User.email_key, low) | like(User.name, raw)
+                    | like(User.phone, raw))
             ids = _ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
                        backwards, limit)
-        elif _small_scope(principal):
-            cond = (_like(User.login_id_key, low) | _like(User.email_key, low) | _like(User.name, raw)
-                    | _like(User.phone, raw))
-            ids = _ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
-                       backwards, limit)
+        elif is_postgres():
+            # One query per trigram-indexed column, merged: the planner picks per column between
+            # the trigram index (rare substring) and walking ids in order (common substring),
+            # where an OR of four ILIKEs would bitmap-scan and sort every match.
+            found = set()
+            for col, pattern in ((User.login_id_key, low), (User.email_key, low), (User.name, raw),
+                                 (User.phone, raw)):
+                q = User.select(User.id).where(_all([*base, col.ilike(pattern), *keyset(User.id)]))
+                found.update(_ids(q, User.id, backwards, limit))
+            ids = sorted(found, reverse=backwards)[:limit]
         else:
             # Drive from the FTS table: it yields rowids in order, so LIMIT stops early.
             q = (User.select(USER_SEARCH.rowid).join(USER_SEARCH, on=(USER_SEARCH.rowid == User.id))

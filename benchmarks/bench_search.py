@@ -380,6 +380,11 @@ def main():
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="keep an existing loaded database")
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="PostgreSQL: reuse connections (playhouse.pool) instead of one per request",
+    )
     args = parser.parse_args()
     if args.db.startswith("sqlite:///"):
         Path(args.db[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -400,6 +405,25 @@ def main():
             "ARGON2_PARALLELISM": 1,
         }
     )
+    if args.pool and args.db.startswith("postgres"):
+        # The app opens a connection per request; a pool shows the requests' own cost.
+        from urllib.parse import urlparse
+
+        from playhouse.pool import PooledPostgresqlDatabase
+
+        u = urlparse(args.db)
+        database.initialize(
+            PooledPostgresqlDatabase(
+                u.path.lstrip("/"),
+                user=u.username,
+                password=u.password,
+                host=u.hostname,
+                port=u.port or 5432,
+                max_connections=8,
+                stale_timeout=600,
+                prefer_psycopg3=True,
+            )
+        )
     database.connect(reuse_if_open=True)
     upgrade()
     database.connect(reuse_if_open=True)
