@@ -115,16 +115,23 @@ def _unindexed(cond):
     return NodeList((SQL("+"), NodeList((SQL("("), cond, SQL(")")), glue="")), glue="")
 
 
-def _prefix_conditions(q: str) -> list:
-    """One index-friendly condition per column the typed prefix may start."""
+def _plain(column):
+    """The column as an expression no index serves (``col || ''``), on both databases."""
+    return column.concat("")
+
+
+def _prefix_conditions(q: str, indexed: bool = True) -> list:
+    """One condition per column the typed prefix may start: index-friendly, or (``indexed=False``)
+    deliberately not, so that a small scope's contract index drives the query instead."""
     low = q.lower()
+    col = (lambda c: c) if indexed else _plain
     # The login ID's index is (portal, login_id_key): naming both portals lets PostgreSQL use it
     # (SQLite skip-scans it either way).
-    conds = [User.portal.in_(PORTALS) & _range(User.login_id_key, low), _range(User.email_key, low),
-             _range(User.name, q)]
+    conds = [User.portal.in_(PORTALS) & _range(col(User.login_id_key), low),
+             _range(col(User.email_key), low), _range(col(User.name), q)]
     phone = _phone_key(q)
     if phone and len(phone) >= max(1, len(re.sub(r"[\s\-()+]", "", q))):
-        conds.append(_range(User.phone, phone))
+        conds.append(_range(col(User.phone), phone))
     if ECID_RE.match(q):
         conds.append(User.contract.in_(Contract.select(Contract.id).where(_range(Contract.ecid, low))))
     return conds
@@ -192,6 +199,42 @@ def _ids(query, id_col, backwards: bool, limit: int) -> list[int]:
             .limit(limit).tuples()]
 
 
+WINDOW = 20_000
+
+
+def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str, raw: str) -> list[int]:
+    """Substring ids on PostgreSQL, per column: first the next WINDOW ids in page order (a common
+    substring fills the page there, cheaply), then the trigram index beyond that window (a rare
+    one). pg_trgm alone rechecks every row holding the substring's trigrams, which for a medium
+    rare substring of common trigrams means tens of thousands of rows; walking ids alone reads the
+    whole table for a rare one.
+    """
+    order = User.id.desc() if backwards else User.id.asc()
+    edge = (User.select(User.id).where(_all([*base, *keyset_conds])).order_by(order)
+            .offset(WINDOW - 1).limit(1).scalar())
+    # The *_key columns are lower case already: LIKE is cheaper to recheck than ILIKE.
+    columns = [Expression(User.login_id_key, "LIKE", low), Expression(User.email_key, "LIKE", low),
+               Expression(User.name, "ILIKE", raw), Expression(User.phone, "LIKE", raw)]
+    inside = [] if edge is None else [User.id >= edge] if backwards else [User.id <= edge]
+    found, short = set(), []
+    for cond in columns:
+        # In the window, (col || '') keeps the trigram index out: the primary key range is cheaper.
+        plain = Expression(_plain(cond.lhs), cond.op, cond.rhs)
+        near = _ids(User.select(User.id).where(_all([*base, *keyset_conds, *inside, plain])), User.id,
+                    backwards, limit)
+        found.update(near)
+        if len(near) < limit:
+            short.append(cond)
+    # Ids beyond the window come after every id in it: only needed while the page is not full.
+    if edge is not None and len(found) < limit:
+        beyond = User.id < edge if backwards else User.id > edge
+        for cond in short:
+            # id + 0: the planner may not walk the primary key here (that is what the window did).
+            found.update(_ids(User.select(User.id).where(_all([*base, beyond, cond])), User.id + 0,
+                              backwards, limit))
+    return sorted(found, reverse=backwards)[:limit]
+
+
 def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
     """One page of users in the principal's scope matching ``query``, ordered by user id.
 
@@ -212,21 +255,13 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
             return Page()
         low, raw = like_pattern(query.q.lower()), like_pattern(query.q)
         if _small_scope(principal):
-            like = (lambda c, p: c.ilike(p)) if is_postgres() else _like
+            like = (lambda c, p: _plain(c).ilike(p)) if is_postgres() else _like
             cond = (like(User.login_id_key, low) | like(User.email_key, low) | like(User.name, raw)
                     | like(User.phone, raw))
             ids = _ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
                        backwards, limit)
         elif is_postgres():
-            # One query per trigram-indexed column, merged: the planner picks per column between
-            # the trigram index (rare substring) and walking ids in order (common substring),
-            # where an OR of four ILIKEs would bitmap-scan and sort every match.
-            found = set()
-            for col, pattern in ((User.login_id_key, low), (User.email_key, low), (User.name, raw),
-                                 (User.phone, raw)):
-                q = User.select(User.id).where(_all([*base, col.ilike(pattern), *keyset(User.id)]))
-                found.update(_ids(q, User.id, backwards, limit))
-            ids = sorted(found, reverse=backwards)[:limit]
+            ids = _pg_substring_ids(base, keyset(User.id), backwards, limit, low, raw)
         else:
             # Drive from the FTS table: it yields rowids in order, so LIMIT stops early.
             q = (User.select(USER_SEARCH.rowid).join(USER_SEARCH, on=(USER_SEARCH.rowid == User.id))
@@ -235,7 +270,7 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
             ids = _ids(q, USER_SEARCH.rowid, backwards, limit)
     elif query.q and _small_scope(principal):
         # A few contracts: one pass over the scope's own rows (contract index) checks every column.
-        cond = _prefix_conditions(query.q)
+        cond = _prefix_conditions(query.q, indexed=False)
         either = cond[0]
         for c in cond[1:]:
             either = either | c
@@ -246,12 +281,20 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
         # columns makes the planners fall back to scanning everything.
         found = set()
         for cond in _prefix_conditions(query.q):
+            # Thousands of matches: walking the ids in order finds a page after a few hundred
+            # rows, where the column's index would collect and sort every match first. Few
+            # matches: the column's index, since walking ids would read the whole table. The
+            # planners guess this badly (SQLite has no statistics, PostgreSQL's histogram is too
+            # coarse for prefixes), so a probe that reads at most COMMON index entries decides.
+            common = _common(cond)
+            if is_postgres():
+                q = User.select(User.id).where(_all([*base, cond, *keyset(User.id)]))
+                order = User.id if common else User.id + 0  # id + 0: no ordered walk of the pkey
+                found.update(_ids(q, order, backwards, limit))
+                continue
+            if common:
+                cond = _unindexed(cond)
             q = User.select(User.id).where(_all([*base, cond, *keyset(User.id)]))
-            if not is_postgres() and _common(cond):
-                # Thousands of matches: walking the ids in order finds a page after a few hundred
-                # rows, where the column's index would collect and sort every match first.
-                # (SQLite has no statistics to see this; PostgreSQL's planner does it by itself.)
-                q = User.select(User.id).where(_all([*base, _unindexed(cond), *keyset(User.id)]))
             found.update(_ids(q, User.id, backwards, limit))
         ids = sorted(found, reverse=backwards)[:limit]
     else:
