@@ -214,7 +214,9 @@ def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str,
             .offset(WINDOW - 1).limit(1).scalar())
     # The *_key columns are lower case already: LIKE is cheaper to recheck than ILIKE.
     columns = [Expression(User.login_id_key, "LIKE", low), Expression(User.email_key, "LIKE", low),
-               Expression(User.name, "ILIKE", raw), Expression(User.phone, "LIKE", raw)]
+               # A query without letters that have case (Japanese, digits) needs no ILIKE.
+               Expression(User.name, "LIKE" if raw.lower() == raw.upper() else "ILIKE", raw),
+               Expression(User.phone, "LIKE", raw)]
     inside = [] if edge is None else [User.id >= edge] if backwards else [User.id <= edge]
     found, short = set(), []
     for cond in columns:
