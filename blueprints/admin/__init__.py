@@ -2,20 +2,50 @@
 
 Area modules (``users``, ``progress``, ``audit``, ``settings``...) import ``bp`` and add their
 routes; they are imported at the bottom of this file. Every view is guarded by
-``guard.console_required(action)``, which uses accounts.scope.
+``guard.console_required(action)``, which uses accounts.scope. An area adds its entry to the
+console's navigation with ``nav_item(endpoint, label, action, order)``.
 """
-from flask import Blueprint, render_template
+from dataclasses import dataclass
+
+from flask import Blueprint
+
+from accounts import period, scope
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-@bp.get("/login")
-def login():
-    return render_template("admin/login.html")
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: object  # a lazy string, translated when shown
+    action: str    # shown only to principals who may do this (accounts.scope)
+    order: int
+
+
+NAV: list[NavItem] = []
+
+
+def nav_item(endpoint: str, label, action: str = scope.READ, order: int = 50) -> None:
+    """Add a link to the console's navigation (templates/admin/base.html shows the list)."""
+    NAV.append(NavItem(endpoint, label, action, order))
+    NAV.sort(key=lambda item: item.order)
+
+
+@bp.context_processor
+def _console_context():
+    from accounts.diagnosis import visible_spaces
+
+    from .guard import principal
+
+    who = principal()
+    role = scope.role_of(who) if who is not None else None
+    items = [i for i in NAV if role and scope.may(who, i.action)]
+    return {"console_nav": items, "console_role": role, "console_principal": who if role else None,
+            "migration_phase": period.phase() if role else None, "visible_spaces": visible_spaces}
 
 
 # Area modules register their routes on bp when imported.
-AREA_MODULES = ("settings", "notices")
+AREA_MODULES = ("auth", "users", "progress", "audit", "settings", "notices")
 
 import importlib  # noqa: E402
 

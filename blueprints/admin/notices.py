@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from accounts import notices, period
 from accounts import scope as sc
 
-from . import bp
+from . import bp, nav_item
 from .guard import console_required, principal
 
 PAGE_SIZE = 100
@@ -57,3 +57,6 @@ def notices_send():
     back = request.form.get("back_contract", type=int)
     return redirect(url_for("admin.notices_list", contract=back) if back else url_for("admin.notices_list"),
                     303)
+
+
+nav_item("admin.notices_list", _l("Advance notices"), sc.REMIND, order=25)

@@ -7,7 +7,7 @@ from accounts import scope as sc
 from accounts.db import database
 from blueprints.web import client_ip
 
-from . import bp
+from . import bp, nav_item
 from .guard import console_required, principal
 
 PERIOD_ERRORS = {
@@ -72,3 +72,6 @@ def set_migration_period():
         return _page(start, end, errors, status=400)
     flash(_l("The migration period was saved."), "ok")
     return redirect(url_for("admin.settings"), 303)
+
+
+nav_item("admin.settings", _l("Migration period"), sc.SETTINGS, order=60)

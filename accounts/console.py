@@ -1,0 +1,279 @@
+"""What the console changes: corrections with optimistic locking, resets, contact mails, reminders.
+
+Every function takes the acting principal and checks accounts.scope itself (the views check too,
+but the domain must not depend on that), writes its audit entry and mails in the same transaction
+as the change, and never sets or shows a password.
+"""
+import re
+import unicodedata
+
+from peewee import IntegrityError
+
+from . import audit, outbox, scope, tokens
+from .clock import utcnow
+from .db import database
+from .models import BUSINESS, BackupCode, TrustedBrowser, User
+
+EDITABLE = ("email", "login_id", "name", "phone")
+LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}$")
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$")
+PHONE_SEPARATORS = re.compile(r"[\s\-()]")
+
+RESET_2STEP = "reset_twostep"
+CLEAR_TRUSTED = "clear_trusted_browsers"
+UNLOCK = "unlock"
+DISABLE = "disable"
+ENABLE = "enable"
+SEND_RESET_LINK = "send_reset_link"
+ACTIONS = (SEND_RESET_LINK, RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE)
+
+
+class ConsoleError(Exception):
+    """A refused console operation; ``code`` names the reason for the screen's message."""
+
+    def __init__(self, code: str, field: str | None = None, current=None):
+        super().__init__(code)
+        self.code = code
+        self.field = field
+        self.current = current
+
+
+class NotFound(ConsoleError):
+    """Missing or out of scope: the same answer for both."""
+
+    def __init__(self):
+        super().__init__("not_found")
+
+
+class Invalid(ConsoleError):
+    pass
+
+
+class Conflict(ConsoleError):
+    """Someone else changed the user since the page was loaded; ``current`` is the fresh User."""
+
+
+def normalise_phone(value: str) -> str:
+    """NFKC (full-width digits count), separators removed: what the identity check compares."""
+    return PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value or ""))
+
+
+def clean(field: str, value: str) -> str:
+    """The value as it will be stored. Names are kept byte for byte (spaces matter, SPEC 4)."""
+    value = value or ""
+    if field == "email":
+        return value.strip()
+    if field == "login_id":
+        return value.strip()
+    if field == "phone":
+        return normalise_phone(value)
+    return value
+
+
+def validate(user: User, field: str, value: str) -> str | None:
+    """The error code for ``value`` in ``field`` of ``user``, or None when it may be saved.
+
+    The inline validation while typing and the final save both call this.
+    """
+    if field not in EDITABLE:
+        return "unknown_field"
+    value = clean(field, value)
+    if field == "email":
+        if not value:
+            return "required"
+        if len(value) > 254 or not EMAIL_RE.match(value):
+            return "email_format"
+        return None
+    if field == "login_id":
+        if not value:
+            return "required"
+        if not LOGIN_ID_RE.match(value):
+            return "login_id_format"
+        if User.login_id_taken(user.portal, value, exclude_id=user.id):
+            return "login_id_taken"
+        return None
+    if field == "name":
+        if not value.strip():
+            return "required"
+        if len(value) > 255 or any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+            return "name_format"
+        if value != value.strip():
+            return "name_edge_space"
+        return None
+    # phone: the Business Portal's identity check needs 4-32 digits; SDPF may leave it empty.
+    if not value:
+        return "required" if user.portal == BUSINESS else None
+    if not (value.isascii() and value.isdigit() and 4 <= len(value) <= 32):
+        return "phone_format"
+    return None
+
+
+def _require(principal, action: str, user_id) -> User:
+    user = scope.get_user_in_scope(principal, user_id)
+    if user is None or not scope.may(principal, action):
+        raise NotFound()
+    return user
+
+
+def update_field(principal, user_id, field: str, value: str, version, *, ip=None) -> User:
+    """Correct one identity field if the page's ``version`` is still current (no lost update).
+
+    Raises Invalid (with the reason) or Conflict (with the current user, to show its value).
+    """
+    user = _require(principal, scope.EDIT, user_id)
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise Conflict("stale", field, current=user) from None
+    if version != user.version:
+        raise Conflict("stale", field, current=user)
+    error = validate(user, field, value)
+    if error:
+        raise Invalid(error, field)
+    new = clean(field, value)
+    old = getattr(user, field)
+    if new == old:
+        return user
+    changes = {field: new, "version": User.version + 1, "updated_at": utcnow()}
+    if field in ("email", "login_id"):
+        changes[f"{field}_key"] = new.lower()
+    try:
+        with database.atomic():
+            updated = (User.update(changes)
+                       .where((User.id == user.id) & (User.version == version)).execute())
+            if not updated:
+                raise Conflict("stale", field, current=User.get_by_id(user.id))
+            audit.record(principal, f"{field}_changed", target_user=user, field=field, old=old,
+                         new=new, ip=ip)
+            fresh = User.get_by_id(user.id)
+            if field == "email":
+                tokens.void_all(fresh)
+                for recipient in (old, new):
+                    outbox.render_and_enqueue(
+                        "email_changed", recipient=recipient, subject=_subject("email_changed"),
+                        kind="email_changed", user=fresh, language=fresh.language,
+                        user_obj=fresh, old=old, new=new, portal=fresh.portal)
+            elif field == "login_id":
+                outbox.render_and_enqueue(
+                    "login_id_changed", recipient=fresh.email, subject=_subject("login_id_changed"),
+                    kind="login_id_changed", user=fresh, language=fresh.language,
+                    user_obj=fresh, old=old, new=new, portal=fresh.portal)
+    except IntegrityError:  # a concurrent save took the same login ID first
+        raise Invalid("login_id_taken", field) from None
+    return fresh
+
+
+def _subject(kind: str):
+    """Mail subjects, translated in the recipient's language by outbox (lazy strings)."""
+    from flask_babel import lazy_gettext as _l
+
+    return {
+        "email_changed": _l("Your registered e-mail address was changed"),
+        "login_id_changed": _l("Your login ID was changed"),
+        "reminder": _l("Please complete your first login to the new portal"),
+    }[kind]
+
+
+def reset(principal, user_id, action: str, *, ip=None) -> User:
+    """One of the console's resets. The user's password is never set or shown here."""
+    if action not in (RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE):
+        raise NotFound()
+    user = _require(principal, scope.RESET, user_id)
+    now = utcnow()
+    with database.atomic():
+        if action == RESET_2STEP:
+            User.update(twostep_method=None, totp_secret=None, totp_last_step=None,
+                        updated_at=now).where(User.id == user.id).execute()
+            codes = BackupCode.delete().where(BackupCode.user == user).execute()
+            browsers = TrustedBrowser.delete().where(TrustedBrowser.user == user).execute()
+            audit.record(principal, action, target_user=user, field="twostep_method",
+                         old=user.twostep_method, new=None, ip=ip,
+                         detail=f"backup codes removed: {codes}, trusted browsers removed: {browsers}")
+        elif action == CLEAR_TRUSTED:
+            browsers = TrustedBrowser.delete().where(TrustedBrowser.user == user).execute()
+            audit.record(principal, action, target_user=user, ip=ip,
+                         detail=f"trusted browsers removed: {browsers}")
+        elif action == UNLOCK:
+            User.update(failed_logins=0, locked_until=None, updated_at=now) \
+                .where(User.id == user.id).execute()
+            audit.record(principal, action, target_user=user, field="locked_until",
+                         old=user.locked_until, new=None, ip=ip)
+        else:
+            disabled = action == DISABLE
+            User.update(disabled=disabled, updated_at=now).where(User.id == user.id).execute()
+            audit.record(principal, action, target_user=user, field="disabled",
+                         old=user.disabled, new=disabled, ip=ip)
+    return User.get_by_id(user.id)
+
+
+def send_reset_link(principal, user_id, *, config, base_url: str, ip=None):
+    """The reset (first-login) mail, sent by an admin or the helpdesk on the user's behalf."""
+    from . import recovery
+
+    user = _require(principal, scope.SEND_RESET, user_id)
+    if user.disabled:
+        raise Invalid("disabled")
+    return recovery.send_reset_link(user, config=config, base_url=base_url, actor=principal, ip=ip)
+
+
+CONTACT_SUBJECT_MAX = 200
+CONTACT_BODY_MAX = 5000
+
+
+def validate_contact(subject: str, body: str) -> dict:
+    errors = {}
+    if not (subject or "").strip():
+        errors["subject"] = "required"
+    elif len(subject) > CONTACT_SUBJECT_MAX:
+        errors["subject"] = "too_long"
+    if not (body or "").strip():
+        errors["body"] = "required"
+    elif len(body) > CONTACT_BODY_MAX:
+        errors["body"] = "too_long"
+    return errors
+
+
+def contact(principal, user_id, subject: str, body: str, *, base_url: str, ip=None):
+    """A mail from the console to the user, kept in the user's mail log like every other mail."""
+    user = _require(principal, scope.CONTACT, user_id)
+    errors = validate_contact(subject, body)
+    if errors:
+        field, code = next(iter(errors.items()))
+        raise Invalid(code, field)
+    with database.atomic():
+        mail = outbox.render_and_enqueue(
+            "contact", recipient=user.email, subject=subject.strip(), kind="contact", user=user,
+            language=user.language, user_obj=user, body=body, portal=user.portal,
+            portal_url=f"{base_url.rstrip('/')}/{user.portal}/")
+        audit.record(principal, "contact_sent", target_user=user, ip=ip,
+                     detail=f"mail {mail.message_id}: {subject.strip()}")
+    return mail
+
+
+def remind(principal, user_ids, *, base_url: str, ip=None) -> int:
+    """Reminder mails to users in scope whose first login is pending; returns how many were sent.
+
+    Users out of scope, already done or disabled are skipped silently (the list came from a form).
+    """
+    if not scope.may(principal, scope.REMIND):
+        raise NotFound()
+    ids = []
+    for raw in user_ids:
+        try:
+            ids.append(int(raw))
+        except (TypeError, ValueError):
+            continue
+    if not ids:
+        return 0
+    users = list(User.select().where(
+        User.id.in_(ids[:500]) & scope.user_condition(principal)
+        & User.first_login_done_at.is_null(True) & (User.disabled == False)))  # noqa: E712
+    with database.atomic():
+        for user in users:
+            outbox.render_and_enqueue(
+                "first_login_reminder", recipient=user.email, subject=_subject("reminder"),
+                kind="reminder", user=user, language=user.language, user_obj=user,
+                portal=user.portal, portal_url=f"{base_url.rstrip('/')}/{user.portal}/")
+            audit.record(principal, "reminder_sent", target_user=user, ip=ip)
+    return len(users)

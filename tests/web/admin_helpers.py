@@ -1,0 +1,80 @@
+"""Shared set-up for the console tests: a contract tree, one principal per role, sign-in helpers."""
+from dataclasses import dataclass
+
+import pytest
+
+from accounts.db import database
+from accounts.models import Staff
+from tests.helpers import gen_contract, gen_user
+
+
+@dataclass
+class World:
+    parent: object
+    child: object
+    other_parent: object
+    other_child: object
+    operator: object
+    helpdesk: object
+    parent_admin: object
+    child_admin: object
+    plain: object
+    target_child: object     # in every contract admin's scope (the child admin's contract)
+    target_other: object     # out of scope of the contract admins
+    target_parent: object    # parent contract user: in the parent admin's scope only
+
+
+def make_world() -> World:
+    parent = gen_contract(ecid="ecid1000000001", name="親契約A")
+    child = gen_contract(parent=parent, ecid="ecid1000000002", name="子契約A1")
+    other_parent = gen_contract(ecid="ecid2000000001", name="親契約B")
+    other_child = gen_contract(parent=other_parent, ecid="ecid2000000002", name="子契約B1")
+    operator = Staff.create(login_id="op", login_id_key="op", role="operator", password_hash="x")
+    helpdesk = Staff.create(login_id="hd", login_id_key="hd", role="helpdesk", password_hash="x")
+    parent_admin = gen_user(parent, login_id="padmin", is_admin=True, first_login_done=True)
+    child_admin = gen_user(child, login_id="cadmin", is_admin=True, first_login_done=True)
+    plain = gen_user(child, login_id="plain", first_login_done=True)
+    target_child = gen_user(child, login_id="target-child", email="tc@example.jp", name="佐藤\u3000一郎",
+                            legacy=True, legacy_login_id="target", phone="0312345678")
+    target_other = gen_user(other_child, login_id="target-other", email="to@example.jp")
+    target_parent = gen_user(parent, login_id="target-parent", email="tp@example.jp")
+    return World(parent, child, other_parent, other_child, operator, helpdesk, parent_admin, child_admin,
+                 plain, target_child, target_other, target_parent)
+
+
+def sign_in(client, principal):
+    """Sign a principal in by setting Flask-Login's session (the portals' sign-in is tested there).
+
+    Session protection is "strong", so the session also needs Flask-Login's identifier of this
+    client (remote address + user agent), computed the way Flask-Login does.
+    """
+    from flask_login.utils import _create_identifier
+
+    with client.application.test_request_context(environ_base=client.environ_base):
+        ident = _create_identifier()
+    with client.session_transaction() as s:
+        s.clear()
+        if principal is not None:
+            s["_user_id"] = principal.get_id()
+            s["_fresh"] = True
+            s["_id"] = ident
+
+
+def page_token(client, path="/admin/login"):
+    from tests.helpers import csrf_token
+
+    return csrf_token(client.get(path).get_data(as_text=True))
+
+
+@pytest.fixture
+def conn(app):
+    """A database connection WITHOUT a pushed app context.
+
+    The shared ``db`` fixture keeps an app context pushed, and Flask then reuses it (and its ``g``)
+    for every test-client request: Flask-Login's cached user and Flask-WTF's cached CSRF token
+    would leak from one request (and one signed-in client) to the next.
+    """
+    database.connect(reuse_if_open=True)
+    yield database
+    if not database.is_closed():
+        database.close()
