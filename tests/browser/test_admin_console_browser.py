@@ -2,10 +2,12 @@
 corrects the e-mail address, sends a reset link; the mail arrives at the corrected address."""
 import re
 
+import pyotp
 import pytest
 
 from accounts import outbox
 from accounts.db import database
+from accounts.models import TermsVersion, User
 from blueprints.extensions import mail as mail_ext
 from tests.helpers import links_in
 from tests.web.admin_helpers import make_world
@@ -31,8 +33,8 @@ def _deliver(app):
         outbox.deliver_due(mail_ext, app.config["MAIL_DEFAULT_SENDER"])
 
 
-def test_parent_admin_corrects_an_email_and_sends_a_reset_link(smtp_app, smtp_server, live_server_factory,
-                                                              browser_page):
+def test_parent_admin_corrects_an_email_sends_a_reset_link_and_the_user_completes_the_first_login(
+        smtp_app, smtp_server, live_server_factory, browser_page):
     app = smtp_app
     database.connect(reuse_if_open=True)
     w = make_world()
@@ -80,9 +82,24 @@ def test_parent_admin_corrects_an_email_and_sends_a_reset_link(smtp_app, smtp_se
     link = next(u for u in links_in(body) if "/sdpf/password/reset/" in u)
     assert link.startswith(server.url)
 
-    # Last step, to be completed after the merge: the portal's reset screens are built by another
-    # helper in parallel. Once ``sdpf.reset_password`` exists, the link must open its page.
-    if "sdpf.reset_password" in app.view_functions:
-        response = page.goto(link)
-        assert response.status == 200
-        assert page.get_by_label(re.compile("パスワード")).first.is_visible()
+    # The user (another person, another browser session) completes the first login with it.
+    TermsVersion.create(version=1, title="カスタマポータル規約 第1版", body="本規約は…")
+    page.context.clear_cookies()
+    page.goto(link)
+    page.get_by_label("新しいパスワード", exact=True).fill("Demo-pass1")
+    page.get_by_label("新しいパスワード(確認)").fill("Demo-pass1")
+    page.get_by_role("button", name="保存").click()
+    page.get_by_role("link", name="サービスへ戻る").click()
+    page.get_by_label("ログインID").fill("target-child")
+    page.get_by_label("パスワード").fill("Demo-pass1")
+    page.get_by_role("button", name="サインイン").click()
+    page.get_by_label("TOTP").check()
+    page.get_by_role("button", name="次へ").click()
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("6桁のコード").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="登録").click()
+    page.get_by_role("link", name="戻る").click()
+    page.get_by_role("button", name="同意を承認する").click()
+    page.get_by_role("heading", name="ダッシュボード", exact=True).wait_for()
+    target = User.get_by_id(w.target_child.id)
+    assert target.first_login_done_at is not None and target.email == "corrected@example.jp"
