@@ -954,6 +954,9 @@ class _NoProgress:
         return None
 
 
+BULK_SQLITE_CACHE_KIB = 256 * 1024
+
+
 def _batch_transaction():
     """One batch = one transaction; on SQLite take the write lock first (ids are allocated)."""
     return database.atomic() if is_postgres() else database.atomic("IMMEDIATE")
@@ -975,6 +978,10 @@ def _real_run(source, found, new_rows, lookups, report, summary, bar):
         job.run(_batch_transaction, lookups)
         summary.seconds_load = time.perf_counter() - load_started
         return
+    if not is_postgres():
+        # Index builds sort: a bounded page cache and in-memory temp storage for this connection.
+        database.execute_sql(f"PRAGMA cache_size = -{BULK_SQLITE_CACHE_KIB}")
+        database.execute_sql("PRAGMA temp_store = MEMORY")
     with search_index.suspended():
         with bulk_indexes_suspended():
             job.run(_batch_transaction, lookups)
