@@ -104,14 +104,23 @@ def runner(app):
 
 @pytest.fixture
 def db(app):
-    """An open connection for tests that use the models directly."""
+    """An open connection for tests that use the models directly.
+
+    No app context is pushed here: the test client's requests then each get their own ``g``
+    (Flask-Login's user, the CSRF token), as in production. Tests that render mail templates or
+    use the configuration outside a request add the ``app_ctx`` fixture.
+    """
     database.connect(reuse_if_open=True)
-    ctx = app.app_context()
-    ctx.push()
     yield database
-    ctx.pop()
     if not database.is_closed():
         database.close()
+
+
+@pytest.fixture
+def app_ctx(app):
+    """An application context (templates, translations, config) outside any request."""
+    with app.app_context():
+        yield app
 
 
 class SMTPRecorder:

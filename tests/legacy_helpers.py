@@ -36,15 +36,3 @@ def gen_legacy(user=None, login_id=None, password=PASSWORD, password_hash=None, 
         parent_ecid=user.contract.parent.ecid if user.contract.parent_id else None,
         contract_name=user.contract.name, email=user.email, name=user.name, phone=user.phone,
         password_hash=password_hash, user=user)
-
-
-def open_connection():
-    """For a module-level ``db`` fixture: a connection WITHOUT a pushed app context.
-
-    The shared ``db`` fixture pushes one app context for the whole test, so every request of the
-    test client shares one ``g`` (Flask-Login's cached user, the CSRF token), unlike production.
-    """
-    from accounts.db import database
-
-    database.connect(reuse_if_open=True)
-    return database

@@ -8,6 +8,8 @@ from accounts.clock import utcnow
 from accounts.models import AuditEntry, BackupCode, Mail, MailAttempt, ResetToken, Staff, TrustedBrowser, User
 from tests.helpers import gen_contract, gen_user
 
+# Domain functions that render mails need an application context (no request).
+pytestmark = pytest.mark.usefixtures("app_ctx")
 
 def _op():
     return Staff.create(login_id="op", login_id_key="op", role="operator", password_hash="x")

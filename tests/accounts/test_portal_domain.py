@@ -14,6 +14,9 @@ from accounts.models import AuditEntry, Contract, Mail, OneTimeCode, TermsVersio
 from accounts.phones import normalise_phone_digits
 from tests.helpers import gen_contract, gen_user
 
+# Domain functions that render mails need an application context (no request).
+pytestmark = pytest.mark.usefixtures("app_ctx")
+
 CONFIG = {"MAIL_OTP_MINUTES": 10, "MAIL_OTP_MAX_TRIES": 5, "MAIL_OTP_RESEND_SECONDS": 60,
           "MAIL_SUBJECT_OTP_BUSINESS": "NTTコミュニケーションズ ビジネスポータル メールワンタイムパスワード",
           "MAIL_SUBJECT_OTP_SDPF": "【Smart Data Platform】メールワンタイムパスワード"}

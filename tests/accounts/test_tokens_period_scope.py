@@ -8,6 +8,8 @@ from accounts.clock import utcnow
 from accounts.models import Mail, ResetToken, Staff, User
 from tests.helpers import gen_contract, gen_user
 
+# Domain functions that render mails need an application context (no request).
+pytestmark = pytest.mark.usefixtures("app_ctx")
 
 def test_a_token_works_once_and_a_newer_one_voids_the_older(db):
     u = gen_user()

@@ -1,9 +1,6 @@
 """Shared set-up for the console tests: a contract tree, one principal per role, sign-in helpers."""
 from dataclasses import dataclass
 
-import pytest
-
-from accounts.db import database
 from accounts.models import Staff
 from tests.helpers import gen_contract, gen_user
 
@@ -64,17 +61,3 @@ def page_token(client, path="/admin/login"):
     from tests.helpers import csrf_token
 
     return csrf_token(client.get(path).get_data(as_text=True))
-
-
-@pytest.fixture
-def conn(app):
-    """A database connection WITHOUT a pushed app context.
-
-    The shared ``db`` fixture keeps an app context pushed, and Flask then reuses it (and its ``g``)
-    for every test-client request: Flask-Login's cached user and Flask-WTF's cached CSRF token
-    would leak from one request (and one signed-in client) to the next.
-    """
-    database.connect(reuse_if_open=True)
-    yield database
-    if not database.is_closed():
-        database.close()

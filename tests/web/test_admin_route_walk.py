@@ -11,9 +11,9 @@ import pytest
 
 from accounts.models import User
 from tests.helpers import csrf_token, gen_user
-from tests.web.admin_helpers import conn, make_world, sign_in  # noqa: F401 (conn: fixture)
+from tests.web.admin_helpers import make_world, sign_in
 
-pytestmark = pytest.mark.usefixtures("conn")
+pytestmark = pytest.mark.usefixtures("db")
 
 READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND = "read", "send_reset", "edit", "reset", "contact", "remind"
 SETTINGS = "settings"

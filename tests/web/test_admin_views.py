@@ -8,9 +8,9 @@ import pytest
 from accounts.models import AuditEntry, Contract, Mail, Staff, User
 from accounts.staff import create_staff_account
 from tests.helpers import csrf_token, gen_user
-from tests.web.admin_helpers import conn, make_world, sign_in  # noqa: F401 (conn: fixture)
+from tests.web.admin_helpers import make_world, sign_in
 
-pytestmark = pytest.mark.usefixtures("conn")
+pytestmark = pytest.mark.usefixtures("db")
 
 HX = {"HX-Request": "true"}
 STAFF_PW = "a-long-staff-password"

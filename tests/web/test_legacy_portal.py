@@ -16,18 +16,8 @@ from tests.legacy_helpers import (
     DURING_AT,
     PASSWORD,
     gen_legacy,
-    open_connection,
     set_period,
 )
-
-
-@pytest.fixture
-def db(app):
-    """Models with their own connection; each request gets its own ``g`` (see open_connection)."""
-    database = open_connection()
-    yield database
-    if not database.is_closed():
-        database.close()
 
 
 def signin(client, login_id, password=PASSWORD, **kw):

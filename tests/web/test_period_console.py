@@ -9,16 +9,7 @@ from accounts import period
 from accounts.models import AuditEntry, Mail, MigrationPeriod, Staff
 from accounts.passwords import hasher
 from tests.helpers import csrf_token, gen_contract, gen_user
-from tests.legacy_helpers import AFTER_AT, BEFORE_AT, DURING_AT, open_connection, set_period
-
-
-@pytest.fixture
-def db(app):
-    """Models with their own connection; each request gets its own ``g`` (see open_connection)."""
-    database = open_connection()
-    yield database
-    if not database.is_closed():
-        database.close()
+from tests.legacy_helpers import AFTER_AT, BEFORE_AT, DURING_AT, set_period
 
 
 def console_login(app, client, principal):

@@ -3,7 +3,6 @@ import re
 
 import pytest
 
-from accounts.db import database
 from accounts.models import AuditEntry, Contract, Service, User
 from tests.helpers import gen_contract, gen_user
 from tests.web.portal_journey import Portal, ensure_terms, last_mail, otp_from_mail
@@ -14,17 +13,6 @@ PASSWORD = "Abcdef1!x"
 @pytest.fixture
 def app(make_app):
     return make_app(RESET_ANSWER_SECONDS=0.01)
-
-
-@pytest.fixture
-def db(app):
-    """An open connection WITHOUT a pushed app context: each request gets its own ``g``, as in
-    production (a shared ``g`` would carry Flask-Login's and the CSRF token's caches across
-    requests)."""
-    database.connect(reuse_if_open=True)
-    yield database
-    if not database.is_closed():
-        database.close()
 
 
 def test_business_first_login_with_mail_otp_reaches_the_dashboard(client, db):

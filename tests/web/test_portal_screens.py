@@ -20,14 +20,6 @@ def app(make_app):
     return make_app(RESET_ANSWER_SECONDS=0.01)
 
 
-@pytest.fixture
-def db(app):
-    database.connect(reuse_if_open=True)
-    yield database
-    if not database.is_closed():
-        database.close()
-
-
 def _other_app(make_app, **config):
     """An app with other settings; the first app's connection is closed before re-initialising."""
     if not database.is_closed():

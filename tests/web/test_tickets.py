@@ -10,18 +10,9 @@ from tests.legacy_helpers import (
     DURING_AT,
     PASSWORD,
     gen_legacy,
-    open_connection,
     set_period,
 )
 from tests.web.test_period_console import console_login
-
-
-@pytest.fixture
-def db(app):
-    database = open_connection()
-    yield database
-    if not database.is_closed():
-        database.close()
 
 
 def file_ticket(client, path, subject="請求書について", body="請求書の送付先を変更したい。"):
