@@ -244,8 +244,9 @@ def _register_hooks(app: Flask) -> None:
             response.set_cookie("lang", code, max_age=365 * 24 * 3600, samesite="Lax",
                                 httponly=True, secure=app.config["SESSION_COOKIE_SECURE"])
             if current_user.is_authenticated and getattr(current_user, "language", None) != code:
-                type(current_user).update(language=code).where(
-                    type(current_user).id == current_user.id).execute()
+                who = current_user._get_current_object()  # a User or a Staff row
+                model = type(who)
+                model.update(language=code).where(model.id == who.id).execute()
         return response
 
     @app.get("/healthz")

@@ -137,3 +137,19 @@ def test_a_principal_disabled_while_signed_in_is_no_longer_loaded_from_the_sessi
     assert _load_principal(f"u:{user.id}") is None
     assert _load_principal(f"s:{staff.id}") is None
     assert _load_principal("x:1") is None and _load_principal("u:abc") is None
+
+
+@pytest.mark.parametrize("kind", ["user", "staff"])
+def test_the_language_switch_is_kept_in_the_signed_in_account(app, db, kind):
+    from tests.helpers import gen_user
+    from tests.web.admin_helpers import sign_in
+
+    if kind == "user":
+        principal = gen_user(first_login_done=True)
+    else:
+        principal = Staff.create(login_id="op2", login_id_key="op2", role="operator", password_hash="x")
+    client = app.test_client()
+    sign_in(client, principal)
+    r = client.get("/lang/en?next=/")
+    assert r.status_code == 303
+    assert type(principal).get_by_id(principal.id).language == "en"
