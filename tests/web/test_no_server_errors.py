@@ -60,3 +60,44 @@ def test_no_get_page_answers_a_server_error(app, db, phase):
                     assert r.status_code < 500, f"{who_name} {lang} {phase} {url} {headers}: {r.status_code}"
                     checked += 1
     assert checked > 500
+
+
+JUNK = {
+    "": "",
+    "long": "あ" * 300,  # over every field's limit (255 characters at most)
+    "odd": "\u3000 ' \" <script>%_\\ ¥ \x7f ①²",
+}
+FIELDS = ("login_id", "email", "name", "phone", "password", "password_confirm", "current_password",
+          "new_password", "code", "value", "version", "subject", "body", "start", "end", "user",
+          "contract", "method", "action", "confirmed", "next", "message", "remember", "q",
+          "contract_ecid", "account", "back_contract", "new_email", "field", "lang")
+
+
+@pytest.mark.parametrize("junk", sorted(JUNK))
+def test_no_post_answers_a_server_error_to_empty_or_odd_input(app, db, junk):
+    from tests.helpers import csrf_token
+
+    load_demo()
+    now = utcnow()
+    period.set_period(now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
+    # Sign-out last, so that every other route is tried while signed in.
+    rules = sorted((r for r in app.url_map.iter_rules() if "POST" in r.methods),
+                   key=lambda r: ("signout" in r.endpoint or "logout" in r.endpoint, r.rule))
+    checked = 0
+    for who_name, who in _principals().items():
+        client = app.test_client()
+        sign_in(client, who)
+        token = csrf_token(client.get("/").get_data(as_text=True))
+        for rule in rules:
+            values = {arg: _values(arg) for arg in rule.arguments}
+            if any(v is None for v in values.values()):
+                continue
+            url = rule.build(values, append_unknown=False)[1]
+            data = {"csrf_token": token, **{f: JUNK[junk] for f in FIELDS}}
+            for headers in ({}, {"HX-Request": "true"}):
+                r = client.post(url, data=data, headers=headers)
+                r.get_data()
+                r.close()
+                assert r.status_code < 500, f"{who_name} {junk!r} {url} {headers}: {r.status_code}"
+                checked += 1
+    assert checked > 100
