@@ -9,15 +9,13 @@ import unicodedata
 
 from peewee import IntegrityError
 
-from . import audit, outbox, scope, tokens
+from . import audit, fields, outbox, scope, tokens
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, BackupCode, TrustedBrowser, User
 
 EDITABLE = ("email", "login_id", "name", "phone")
 LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}$")
-EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
-                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$")
 PHONE_SEPARATORS = re.compile(r"[\s\-()]")
 
 RESET_2STEP = "reset_twostep"
@@ -80,11 +78,8 @@ def validate(user: User, field: str, value: str) -> str | None:
         return "unknown_field"
     value = clean(field, value)
     if field == "email":
-        if not value:
-            return "required"
-        if len(value) > 254 or not EMAIL_RE.match(value):
-            return "email_format"
-        return None
+        problem = fields.email_problem(value)
+        return {"required": "required", None: None}.get(problem, "email_format")
     if field == "login_id":
         if not value:
             return "required"

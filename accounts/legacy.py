@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError
 from werkzeug.security import check_password_hash
 
-from . import audit, outbox, period, recovery, tokens
+from . import audit, fields, outbox, period, recovery, tokens
 from .clock import utcnow
 from .db import database, is_postgres
 from .models import BUSINESS, LegacyAccount, User
@@ -24,9 +24,7 @@ from .passwords import hasher
 
 _argon2 = PasswordHasher()
 EMAIL_CHANGED_SUBJECT = _l("Your e-mail address for the new portal was changed")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_LOGIN_ID = 255
-MAX_EMAIL = 255
 
 
 def hash_format(stored: str | None) -> str | None:
@@ -99,13 +97,7 @@ def _actor(account: LegacyAccount):
     return account.user if account.user_id else f"legacy:{account.login_id}"
 
 
-def mask_email(email: str) -> str:
-    """``****@****`` style that still lets the owner recognise the address: ta****@ex****.jp."""
-    local, _, domain = (email or "").partition("@")
-    name, dot, tld = domain.rpartition(".")
-    if not dot:
-        name, tld = domain, ""
-    return (local[:2] + "****") + "@" + (name[:2] + "****") + (("." + tld) if tld else "")
+mask_email = fields.mask_email
 
 
 @dataclass(frozen=True)
@@ -156,12 +148,8 @@ class ConfirmError(ValueError):
 def check_fields(user: User, email: str, login_id: str) -> dict:
     """Field -> problem code (required / invalid / too_long / taken); the same check as the POST."""
     errors = {}
-    if not email:
-        errors["email"] = "required"
-    elif len(email) > MAX_EMAIL:
-        errors["email"] = "too_long"
-    elif not EMAIL_RE.match(email):
-        errors["email"] = "invalid"
+    if fields.email_problem(email):
+        errors["email"] = fields.email_problem(email)
     if not login_id:
         errors["login_id"] = "required"
     elif len(login_id) > MAX_LOGIN_ID:

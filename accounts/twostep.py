@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from . import audit, outbox, totp
+from . import audit, fields, outbox, totp
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, MAIL_OTP, TOTP, BackupCode, OneTimeCode, TrustedBrowser, User
@@ -22,15 +22,7 @@ BACKUP_CODE_COUNT = 10
 _BACKUP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
 
 
-def mask_email(address: str) -> str:
-    """``s****@e****.jp``: first character of the local part and of the domain, and the TLD."""
-    local, _, domain = (address or "").partition("@")
-    if not domain:
-        return (local[:1] + "****") if local else "****"
-    host, dot, tld = domain.rpartition(".")
-    if not dot:
-        host, tld = domain, ""
-    return f"{local[:1]}****@{host[:1]}****" + (f".{tld}" if tld else "")
+mask_email = fields.mask_email  # shown on the Mail OTP screen
 
 
 def _salted(code: str, salt: str | None = None) -> str:

@@ -1,13 +1,12 @@
 """The signed-in user's pages: dashboard and profile (password, e-mail, two-step method, backup
 codes, trusted browsers)."""
-import re
 
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 
-from accounts import audit, outbox, passwords, scope, signin, tokens, totp
+from accounts import audit, fields, outbox, passwords, scope, signin, tokens, totp
 from accounts import twostep as ts
 from accounts.db import database
 from accounts.models import Service, User
@@ -22,7 +21,6 @@ SERVICE_STATES = {
     "in_progress": _l("In progress"),
     "cancelled": _l("Cancelled"),
 }
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
 @portal_login_required
@@ -81,7 +79,7 @@ def change_email_view():
     error = None
     if not new:
         error = _("Enter the new e-mail address.")
-    elif len(new) > 255 or not EMAIL_RE.match(new):
+    elif fields.email_problem(new):
         error = _("Enter an e-mail address such as name@example.jp.")
     elif new.lower() == user.email_key:
         error = _("This is already your e-mail address.")

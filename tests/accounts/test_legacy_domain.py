@@ -25,9 +25,9 @@ def test_where_tickets_are_filed_follows_the_guide(db, when, business_legacy, bu
 
 
 @pytest.mark.parametrize("email,masked", [
-    ("taro.yamada@example.co.jp", "ta****@ex****.jp"),
+    ("taro.yamada@example.co.jp", "t****@e****.jp"),
     ("a@b.jp", "a****@b****.jp"),
-    ("x@localhost", "x****@lo****"),
+    ("x@localhost", "x****@l****"),
 ])
 def test_masked_addresses_keep_enough_to_recognise(email, masked):
     assert legacy.mask_email(email) == masked
