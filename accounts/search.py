@@ -218,19 +218,19 @@ def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str,
                Expression(User.name, "LIKE" if raw.lower() == raw.upper() else "ILIKE", raw),
                Expression(User.phone, "LIKE", raw)]
     inside = [] if edge is None else [User.id >= edge] if backwards else [User.id <= edge]
-    found, short = set(), []
+    # In the window, one pass checks every column; (col || '') keeps the trigram indexes out: the
+    # primary key range is cheaper.
+    either = None
     for cond in columns:
-        # In the window, (col || '') keeps the trigram index out: the primary key range is cheaper.
         plain = Expression(_plain(cond.lhs), cond.op, cond.rhs)
-        near = _ids(User.select(User.id).where(_all([*base, *keyset_conds, *inside, plain])), User.id,
-                    backwards, limit)
-        found.update(near)
-        if len(near) < limit:
-            short.append(cond)
-    # Ids beyond the window come after every id in it: only needed while the page is not full.
+        either = plain if either is None else (either | plain)
+    found = set(_ids(User.select(User.id).where(_all([*base, *keyset_conds, *inside, either])), User.id,
+                     backwards, limit))
+    # Ids beyond the window come after every id in it: only needed while the page is not full
+    # (then no column filled a page in the window, so each is looked up beyond it).
     if edge is not None and len(found) < limit:
         beyond = User.id < edge if backwards else User.id > edge
-        for cond in short:
+        for cond in columns:
             # id + 0: the planner may not walk the primary key here (that is what the window did).
             found.update(_ids(User.select(User.id).where(_all([*base, beyond, cond])), User.id + 0,
                               backwards, limit))
