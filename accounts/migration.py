@@ -28,7 +28,6 @@ import dataclasses
 import re
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Container, Iterator, Mapping
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import click
 from .clock import utcnow
 from .db import database, is_postgres
 from .models import BUSINESS, ORIGIN_LEGACY, SDPF
+from .phones import normalise_phone_digits
 
 # --------------------------------------------------------------------------------------------
 # The row rules (pure functions: no database, no I/O)
@@ -52,7 +52,6 @@ SKIPPED = "skipped"
 REJECTED = "rejected"
 
 DEFAULT_PHONE = "0312345678"  # the guide's initial value when no 4-32 digits remain
-ASCII_DIGITS = frozenset("0123456789")
 MAX_TEXT = 255      # login ID, name, contract name (column sizes)
 MAX_EMAIL = 254     # RFC 5321 path limit
 MAX_PHONE = 64      # column size of phone / legacy_phone
@@ -131,21 +130,7 @@ def is_valid_email(value: str) -> bool:
     return len(value) <= MAX_EMAIL and _EMAIL.fullmatch(value) is not None
 
 
-def phone_digits(value: str) -> str:
-    """The ASCII digits of a phone after NFKC (full-width ０-９ count; ² and ① do not).
-
-    A character counts when it is a decimal digit (category Nd) whose NFKC form is an ASCII
-    digit: NFKC alone would also turn ² into 2 and ① into 1, which the guide does not mean.
-    """
-    out = []
-    for c in value:
-        if c in ASCII_DIGITS:
-            out.append(c)
-        elif unicodedata.category(c) == "Nd":
-            n = unicodedata.normalize("NFKC", c)
-            if n in ASCII_DIGITS:
-                out.append(n)
-    return "".join(out)
+phone_digits = normalise_phone_digits  # one rule, shared with the identity check
 
 
 def apply_phone_rule(phone: str) -> str:
