@@ -20,7 +20,9 @@ from blueprints.web import render, safe_next
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("ja", "en")
-TRANSLATION_AREAS = ("core", "portal", "admin", "legacy", "migration")
+# One message catalog per area (translations/<area>/<lang>/LC_MESSAGES/messages.po), merged at
+# run time: a new area is a new folder, so areas worked on side by side never edit one file.
+TRANSLATION_AREAS = tuple(sorted(p.name for p in (ROOT / "translations").iterdir() if p.is_dir()))
 
 
 def _bool(value: str | None, default=False) -> bool:
