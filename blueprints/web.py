@@ -1,7 +1,7 @@
 """Small helpers every blueprint shares: htmx-aware rendering, safe redirects, request facts."""
 from urllib.parse import urlsplit
 
-from flask import make_response, render_template, request
+from flask import current_app, make_response, render_template, request
 
 
 def is_htmx() -> bool:
@@ -31,3 +31,9 @@ def safe_next(target: str | None, default: str) -> str:
 
 def client_ip() -> str:
     return request.remote_addr or ""
+
+
+def base_url() -> str:
+    """The application's address for links in mails: ``BASE_URL`` only, never the request's Host
+    header (a forged Host would otherwise put an attacker's address into a reset mail)."""
+    return current_app.config["BASE_URL"].rstrip("/")

@@ -1,8 +1,10 @@
-"""CSV exports of the console: streamed, UTF-8 with a BOM so that Excel in Japan reads it right."""
-import csv
+"""CSV exports of the console: streamed, UTF-8 with a BOM so that Excel in Japan reads it right,
+and no cell a spreadsheet would run as a formula (accounts.csvsafe)."""
 import io
 
 from flask import Response, stream_with_context
+
+from accounts.csvsafe import SafeWriter
 
 BOM = "\ufeff"
 
@@ -12,7 +14,7 @@ def stream_csv(filename: str, header: list[str], rows) -> Response:
 
     def generate():
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\r\n")
+        writer = SafeWriter(buf, lineterminator="\r\n")
         writer.writerow(header)
         yield BOM + buf.getvalue()
         for row in rows:

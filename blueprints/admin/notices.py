@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 from accounts import notices, period
 from accounts import scope as sc
+from blueprints.web import base_url, client_ip
 
 from . import bp, nav_item
 from .guard import console_required, principal
@@ -49,7 +50,7 @@ def notices_send():
     try:
         count = notices.send(who, user_ids=request.form.getlist("user"),
                              contract_ids=request.form.getlist("contract"),
-                             base_url=request.host_url, ip=request.remote_addr)
+                             base_url=base_url(), ip=client_ip())
     except notices.NoticeError as exc:
         flash(ERRORS[exc.code], "error")
     else:

@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 
 from accounts import console, scope
 from accounts.models import Contract, User
-from blueprints.web import client_ip, render
+from blueprints.web import base_url, client_ip, render
 
 from . import bp, nav_item
 from .csvexport import stream_csv
@@ -93,6 +93,6 @@ def remind(ecid):
     if not ids:
         flash(_l("Select at least one user."), "error")
     else:
-        sent = console.remind(principal(), ids, base_url=request.host_url.rstrip("/"), ip=client_ip())
+        sent = console.remind(principal(), ids, base_url=base_url(), ip=client_ip())
         flash(_l("Reminder mails queued: %(count)d.", count=sent), "ok")
     return redirect(url_for("admin.progress_contract", ecid=contract.ecid), 303)

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from accounts import console, diagnosis, scope, search
 from accounts.clock import utcnow
 from accounts.models import AuditEntry, LegacyAccount, Mail, MailAttempt, TrustedBrowser
-from blueprints.web import client_ip, is_htmx, render
+from blueprints.web import base_url, client_ip, is_htmx, render
 
 from . import bp, nav_item
 from .guard import console_required, principal
@@ -73,11 +73,6 @@ def _user_or_404(user_id):
     if user is None:
         abort(404)
     return user
-
-
-def _base_url() -> str:
-    """Links in mails use the address of the request that caused them (SPEC 8)."""
-    return request.host_url.rstrip("/")
 
 
 @bp.get("/")
@@ -219,7 +214,7 @@ def send_reset_link(user_id):
                       explained=ACTION_EXPLAINED[action],
                       form_action=url_for("admin.send_reset_link", user_id=user.id))
     try:
-        console.send_reset_link(principal(), user.id, config=current_app.config, base_url=_base_url(),
+        console.send_reset_link(principal(), user.id, config=current_app.config, base_url=base_url(),
                                 ip=client_ip())
     except console.Invalid as exc:
         flash(ERRORS[exc.code], "error")
@@ -256,7 +251,7 @@ def contact(user_id):
         body = request.form.get("body", "")
         codes = console.validate_contact(subject, body)
         if not codes:
-            console.contact(principal(), user.id, subject, body, base_url=_base_url(), ip=client_ip())
+            console.contact(principal(), user.id, subject, body, base_url=base_url(), ip=client_ip())
             flash(_l("Your mail to %(email)s was queued; it is listed in the mail log.", email=user.email),
                   "ok")
             return redirect(url_for("admin.user_page", user_id=user.id), 303)

@@ -24,6 +24,7 @@ from flask_babel import lazy_gettext as _l
 from accounts import legacy, period, tickets
 from accounts.models import LegacyAccount
 from blueprints.extensions import limiter
+from blueprints.web import base_url as web_base_url
 from blueprints.web import client_ip, is_htmx, render
 
 bp = Blueprint("legacy", __name__, url_prefix="/legacy")
@@ -193,7 +194,7 @@ def confirm():
     email = (request.form.get("email") or "").strip() if "email" in request.form else ident.email
     login_id = (request.form.get("login_id") or "").strip() if "login_id" in request.form \
         else ident.login_id
-    base_url = request.host_url  # links use the address of the request that caused them
+    base_url = web_base_url()
     try:
         mail = legacy.confirm(account, email=email, login_id=login_id, config=current_app.config,
                               base_url=base_url, ip=client_ip())

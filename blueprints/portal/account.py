@@ -11,7 +11,7 @@ from accounts import twostep as ts
 from accounts.db import database
 from accounts.models import Service, User
 from blueprints.extensions import limiter
-from blueprints.web import client_ip, render
+from blueprints.web import base_url, client_ip, render
 
 from .auth import MAX_PASSWORD, password_errors, rules_for
 from .guard import portal_login_required, portal_user
@@ -86,7 +86,7 @@ def change_email_view():
     if error:
         return _profile(user, 422, errors={"email": error}, email_value=new[:255])
     minutes = current_app.config["EMAIL_CHANGE_TOKEN_MINUTES"]
-    base = request.host_url.rstrip("/")
+    base = base_url()
     with database.atomic():
         raw = tokens.issue(user, tokens.EMAIL_CHANGE, minutes, new_email=new)
         outbox.render_and_enqueue("email_change_confirm", recipient=new, kind="email_change",

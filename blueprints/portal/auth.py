@@ -10,7 +10,7 @@ from accounts import audit, identity, outbox, passwords, period, recovery, scope
 from accounts.db import database
 from accounts.models import BUSINESS, User
 from blueprints.extensions import limiter
-from blueprints.web import client_ip, render, safe_next
+from blueprints.web import base_url, client_ip, render, safe_next
 
 from . import flow
 from .guard import portal_user
@@ -148,7 +148,7 @@ def reset_request_view():
         return _reset_form(errors, values, status=422)
     user = identity.find_matching_user(portal, values)
     if user is not None and period.first_login_open_for(user) and not user.disabled:
-        recovery.send_reset_link(user, config=current_app.config, base_url=request.host_url,
+        recovery.send_reset_link(user, config=current_app.config, base_url=base_url(),
                                  actor=user, ip=client_ip(), action="reset_requested")
     else:
         known = user or User.by_login_id(portal, values["login_id"])
@@ -235,7 +235,7 @@ def ask_admin_view():
     user = User.by_login_id(portal, login_id)
     if user is not None:
         admins = scope.admins_for(user)
-        base = request.host_url.rstrip("/")
+        base = base_url()
         with database.atomic():
             for admin in admins:
                 outbox.render_and_enqueue(

@@ -7,6 +7,7 @@ from flask import g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from accounts import tickets
+from blueprints.web import client_ip
 
 from .guard import portal_login_required, portal_user
 
@@ -35,7 +36,7 @@ def register(bp):
             subject, body = request.form.get("subject", ""), request.form.get("body", "")
             try:
                 tickets.file(filed_from=g.portal, subject=subject, body=body, user=user,
-                             ip=request.remote_addr)
+                             ip=client_ip())
             except tickets.TicketError as exc:
                 context.update(subject=subject, body=body,
                                subject_error=ERRORS["subject"].get(exc.errors.get("subject")),
