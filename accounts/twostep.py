@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from . import audit, fields, outbox, totp
+from . import audit, fields, outbox, portals, totp
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, MAIL_OTP, TOTP, BackupCode, OneTimeCode, TrustedBrowser, User
@@ -129,8 +129,7 @@ def verify_mail_otp(user: User, code: str, *, config, ip=None, now=None) -> tupl
 
 # --- TOTP -------------------------------------------------------------------------------------
 
-def portal_issuer(portal: str) -> str:
-    return "Business Portal" if portal == BUSINESS else "Smart Data Platform Portal"
+portal_issuer = portals.totp_issuer
 
 
 def confirm_totp(user: User, secret: str, code: str, *, ip=None, now=None) -> bool:

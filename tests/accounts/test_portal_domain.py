@@ -109,16 +109,14 @@ def test_a_failure_after_a_lock_ends_locks_again_for_longer(db):
     assert first - now == datetime.timedelta(minutes=1)
 
 
-def test_password_is_rehashed_when_parameters_change(db):
+def test_password_is_rehashed_when_the_apps_parameters_change(make_app, db):
     old = passwords.Hasher(time_cost=1, memory_cost=8, parallelism=1)
     user = gen_user(gen_contract(), password_hash=old.hash("Abcdef1!x"))
-    passwords.configure(time_cost=2, memory_cost=16, parallelism=1)
-    try:
+    stronger = make_app(ARGON2_TIME_COST=2, ARGON2_MEMORY_COST=16)
+    with stronger.app_context():
         result = signin.verify_password("business", user.login_id, "Abcdef1!x", threshold=5)
-        assert result.outcome == signin.OK
-        assert "m=16,t=2" in User.get_by_id(user.id).password_hash
-    finally:
-        passwords.configure(time_cost=1, memory_cost=8, parallelism=1)
+    assert result.outcome == signin.OK
+    assert "m=16,t=2" in User.get_by_id(user.id).password_hash
 
 
 def test_yen_sign_is_a_backslash_when_setting_and_signing_in(db):
