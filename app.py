@@ -4,11 +4,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-import click
-from dotenv import load_dotenv
 from urllib.parse import urlsplit
 
+import click
 from dotenv import load_dotenv
 from flask import Flask, redirect, render_template, request, url_for
 from flask_babel import get_locale
