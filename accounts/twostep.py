@@ -226,6 +226,17 @@ def trust_browser(user: User, *, days: int, label: str = "", ip=None, now=None) 
     return raw
 
 
+def trusted_browser_valid(user: User, raw: str | None, *, now=None) -> bool:
+    """Whether this cookie is a live trusted browser of ``user`` (a read: nothing is written)."""
+    if not raw or len(raw) > 100:
+        return False
+    now = now or utcnow()
+    return (TrustedBrowser.select(TrustedBrowser.id)
+            .where((TrustedBrowser.token_hash == _token_hash(raw)) & (TrustedBrowser.user == user)
+                   & TrustedBrowser.revoked_at.is_null() & (TrustedBrowser.expires_at > now))
+            .exists())
+
+
 def is_trusted(user: User, raw: str | None, *, ip=None, now=None) -> bool:
     """Whether this browser's cookie lets ``user`` skip the second step now."""
     if not raw or len(raw) > 100:
