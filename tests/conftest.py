@@ -219,6 +219,7 @@ def live_server_factory():
 
     def start(app):
         server = LiveServer(app)
+        app.config["BASE_URL"] = server.url  # links in mails point at this server, as in production
         server.start()
         servers.append(server)
         return server
