@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError
 from werkzeug.security import check_password_hash
 
-from . import audit, fields, outbox, period, recovery, tokens
+from . import audit, fields, lockout, outbox, period, recovery, tokens
 from .clock import utcnow
 from .db import database, is_postgres
 from .models import BUSINESS, LegacyAccount, User
@@ -67,29 +67,43 @@ class SignIn:
         return bool(self.accounts)
 
 
-def authenticate(login_id: str, password: str, *, ip: str | None = None) -> SignIn:
+def authenticate(login_id: str, password: str, *, ip: str | None = None, threshold: int = 10,
+                 now=None) -> SignIn:
     """Try every legacy account with this login ID (any contract). Records the attempt.
 
+    The same lockout as the new portals (accounts.lockout, SPEC 11.4), per legacy account: a
+    locked candidate is not tried, a candidate whose password did not match counts a failure.
     Refused only while the legacy portal is closed (after the period) by the caller; this
-    function answers the same for an unknown ID and a wrong password.
+    function answers the same for an unknown ID, a wrong password and a locked account.
     """
+    now = now or utcnow()
     key = (login_id or "").strip().lower()
     candidates = list(LegacyAccount.select().where(LegacyAccount.login_id_key == key)
                       .order_by(LegacyAccount.contract_ecid)) if key and len(key) <= MAX_LOGIN_ID else []
-    if not candidates:
+    open_ones = [a for a in candidates if not lockout.password_locked(a, now)]
+    if not open_ones:
         hasher().burn(password)
-    matched = [a for a in candidates if verify_legacy_hash(a.password_hash, password or "")]
+    matched = [a for a in open_ones if verify_legacy_hash(a.password_hash, password or "")]
     with database.atomic():
         if matched:
             for a in matched:
+                lockout.clear_password_failures(LegacyAccount, a)
                 audit.record(_actor(a), "legacy_signin", target_user=a.user if a.user_id else None, ip=ip,
                              detail=f"legacy {a.login_id} / {a.contract_ecid}")
         else:
-            # Counted per login ID (the rate limit deducts only failures); no user is revealed.
+            for a in open_ones:
+                failures, until = lockout.count_password_failure(LegacyAccount, a, threshold=threshold,
+                                                                 now=now)
+                if until is not None or failures >= lockout.HARD_LOCK_FAILURES:
+                    audit.record(_actor(a), "legacy_account_locked", ip=ip,
+                                 target_user=a.user if a.user_id else None,
+                                 detail=f"after {failures} failures")
+            # No user is revealed: the entry names the typed login ID only.
             audit.record("legacy-portal", "legacy_signin_failed", ip=ip,
                          target_user=candidates[0].user if len(candidates) == 1 and candidates[0].user_id
                          else None,
-                         detail=f"legacy login ID {key[:100]}")
+                         detail=f"legacy login ID {key[:100]}"
+                         + (" (locked)" if candidates and not open_ones else ""))
     return SignIn(matched)
 
 

@@ -87,8 +87,9 @@ def _signed_in() -> LegacyAccount | None:
 def _closed_after_the_period():
     """After the period the legacy portal is closed: every address leads to the end-of-service page."""
     if _phase() == period.AFTER:
-        session.pop("legacy_account_id", None)
-        session.pop("legacy_candidates", None)
+        if request.method == "POST":  # a GET writes nothing, not even the session's row
+            session.pop("legacy_account_id", None)
+            session.pop("legacy_candidates", None)
         if request.endpoint not in OPEN_AFTER:
             return redirect(url_for("legacy.index"), 303)
     return None
@@ -120,7 +121,8 @@ def signin():
     """Every matching contract's hash is tried; several matches -> the user picks the contract."""
     login_id = (request.form.get("login_id") or "").strip()
     password = request.form.get("password") or ""
-    result = legacy.authenticate(login_id, password, ip=client_ip())
+    result = legacy.authenticate(login_id, password, ip=client_ip(),
+                                 threshold=current_app.config["LOCKOUT_THRESHOLD"])
     if not result.ok:
         return render_template("legacy/signin.html", login_id=login_id,
                                error=_l("The login ID or password is incorrect.")), 200
