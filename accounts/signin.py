@@ -84,7 +84,8 @@ def _audit_failure(user, failures, until, *, ip, reason, action):
                      detail=f"after {failures} failures: until a reset by mail or an unlock")
     elif until is not None:
         audit.record(user, "account_locked" if action == "signin_failed" else "twostep_locked",
-                     target_user=user, ip=ip, new=until.isoformat(sep=" "), detail=f"after {failures} failures")
+                     target_user=user, ip=ip, new=until.isoformat(sep=" "),
+                     detail=f"after {failures} failures")
 
 
 def twostep_succeeded(user: User) -> None:

@@ -100,8 +100,9 @@ def login_setup():
     if request.method == "POST":
         if staff_auth.confirm_setup(staff, secret, request.form.get("code") or "", ip=client_ip()):
             return _finish(staff)
-        error = (_l("Too many wrong codes: try again in 15 minutes.") if staff_auth.code_locked(staff)
-                 else _l("The code is not correct. Check the time of your device and enter the current code."))
+        error = _l("The code is not correct. Check the time of your device and enter the current code.")
+        if staff_auth.code_locked(staff):
+            error = _l("Too many wrong codes: try again in 15 minutes.")
     uri = staff_auth.setup_uri(staff, secret)
     return render("admin/login_setup.html", status=401 if error else 200, error=error,
                   qr=totp.qr_svg(uri), secret=totp.grouped(secret))
