@@ -9,7 +9,7 @@ import unicodedata
 
 from peewee import IntegrityError
 
-from . import audit, fields, outbox, scope, tokens
+from . import audit, fields, lockout, outbox, scope, sessions, tokens
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, BackupCode, TrustedBrowser, User
@@ -23,8 +23,9 @@ CLEAR_TRUSTED = "clear_trusted_browsers"
 UNLOCK = "unlock"
 DISABLE = "disable"
 ENABLE = "enable"
+END_SESSIONS = "end_sessions"
 SEND_RESET_LINK = "send_reset_link"
-ACTIONS = (SEND_RESET_LINK, RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE)
+ACTIONS = (SEND_RESET_LINK, RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE, END_SESSIONS)
 
 
 class ConsoleError(Exception):
@@ -171,8 +172,12 @@ def _subject(kind: str):
 
 
 def reset(principal, user_id, action: str, *, ip=None) -> User:
-    """One of the console's resets. The user's password is never set or shown here."""
-    if action not in (RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE):
+    """One of the console's resets. The user's password is never set or shown here.
+
+    A two-step reset, disabling and "sign out everywhere" end every session of the user
+    (SPEC 11.5), pending sign-ins included.
+    """
+    if action not in (RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE, END_SESSIONS):
         raise NotFound()
     user = _require(principal, scope.RESET, user_id)
     now = utcnow()
@@ -182,23 +187,30 @@ def reset(principal, user_id, action: str, *, ip=None) -> User:
                         updated_at=now).where(User.id == user.id).execute()
             codes = BackupCode.delete().where(BackupCode.user == user).execute()
             browsers = TrustedBrowser.delete().where(TrustedBrowser.user == user).execute()
+            ended = sessions.end_all(user)
             audit.record(principal, action, target_user=user, field="twostep_method",
                          old=user.twostep_method, new=None, ip=ip,
-                         detail=f"backup codes removed: {codes}, trusted browsers removed: {browsers}")
+                         detail=f"backup codes removed: {codes}, trusted browsers removed: {browsers}, "
+                                f"sessions ended: {ended}")
         elif action == CLEAR_TRUSTED:
             browsers = TrustedBrowser.delete().where(TrustedBrowser.user == user).execute()
             audit.record(principal, action, target_user=user, ip=ip,
                          detail=f"trusted browsers removed: {browsers}")
         elif action == UNLOCK:
-            User.update(failed_logins=0, locked_until=None, updated_at=now) \
+            User.update({**lockout.unlock_fields(User), User.updated_at: now}) \
                 .where(User.id == user.id).execute()
             audit.record(principal, action, target_user=user, field="locked_until",
                          old=user.locked_until, new=None, ip=ip)
+        elif action == END_SESSIONS:
+            ended = sessions.end_all(user)
+            audit.record(principal, action, target_user=user, ip=ip, detail=f"sessions ended: {ended}")
         else:
             disabled = action == DISABLE
             User.update(disabled=disabled, updated_at=now).where(User.id == user.id).execute()
+            ended = sessions.end_all(user) if disabled else 0
             audit.record(principal, action, target_user=user, field="disabled",
-                         old=user.disabled, new=disabled, ip=ip)
+                         old=user.disabled, new=disabled, ip=ip,
+                         detail=f"sessions ended: {ended}" if disabled else None)
     return User.get_by_id(user.id)
 
 

@@ -44,6 +44,7 @@ ACTION_LABELS = {
     console.UNLOCK: _l("Unlock"),
     console.DISABLE: _l("Disable"),
     console.ENABLE: _l("Enable"),
+    console.END_SESSIONS: _l("Sign out everywhere"),
 }
 
 ACTION_EXPLAINED = {
@@ -56,6 +57,8 @@ ACTION_EXPLAINED = {
     console.UNLOCK: _l("The failed sign-in count is cleared and the user may sign in at once."),
     console.DISABLE: _l("The user can no longer sign in until enabled again."),
     console.ENABLE: _l("The user may sign in again."),
+    console.END_SESSIONS: _l("Every browser where the user is signed in (or signing in) is signed out "
+                             "at its next request."),
 }
 
 ACTION_DONE = {
@@ -65,6 +68,7 @@ ACTION_DONE = {
     console.UNLOCK: _l("The user was unlocked."),
     console.DISABLE: _l("The user was disabled."),
     console.ENABLE: _l("The user was enabled."),
+    console.END_SESSIONS: _l("The user was signed out everywhere."),
 }
 
 
@@ -209,7 +213,7 @@ def _edit_again(user, field, value, *, version, error=None, conflict=None):
 def send_reset_link(user_id):
     user = _user_or_404(user_id)
     action = console.SEND_RESET_LINK
-    if request.method == "GET":
+    if request.method != "POST":
         return render("admin/confirm.html", user=user, action=action, label=ACTION_LABELS[action],
                       explained=ACTION_EXPLAINED[action],
                       form_action=url_for("admin.send_reset_link", user_id=user.id))
@@ -223,7 +227,8 @@ def send_reset_link(user_id):
     return redirect(url_for("admin.user_page", user_id=user.id), 303)
 
 
-RESETS = (console.RESET_2STEP, console.CLEAR_TRUSTED, console.UNLOCK, console.DISABLE, console.ENABLE)
+RESETS = (console.RESET_2STEP, console.CLEAR_TRUSTED, console.UNLOCK, console.DISABLE, console.ENABLE,
+          console.END_SESSIONS)
 
 
 @bp.route("/users/<int:user_id>/actions/<action>", methods=["GET", "POST"])
@@ -232,7 +237,7 @@ def reset_action(user_id, action):
     user = _user_or_404(user_id)
     if action not in RESETS:
         abort(404)
-    if request.method == "GET":
+    if request.method != "POST":
         return render("admin/confirm.html", user=user, action=action, label=ACTION_LABELS[action],
                       explained=ACTION_EXPLAINED[action],
                       form_action=url_for("admin.reset_action", user_id=user.id, action=action))

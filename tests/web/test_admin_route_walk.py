@@ -51,6 +51,9 @@ REQUIRED = {
     "admin.set_migration_period": SETTINGS,
     "admin.notices_list": REMIND,
     "admin.notices_send": REMIND,
+    "admin.my_sessions": READ,
+    "admin.end_my_session": READ,
+    "admin.end_my_other_sessions": READ,
 }
 PUBLIC = {"admin.login", "admin.login_code", "admin.login_setup", "admin.logout"}
 
@@ -101,6 +104,8 @@ def _url(rule, w, which):
             values[arg] = "unlock"
         elif arg == "ecid":
             values[arg] = (w.child if which == "in" else w.other_child).ecid
+        elif arg == "session_id":  # one's own sessions only: an unknown id changes nothing
+            values[arg] = 999999
         else:  # pragma: no cover - a new parameter needs a value here
             raise AssertionError(f"no test value for <{arg}> in {rule.rule}")
     return rule.build(values, append_unknown=False)[1], target
