@@ -53,6 +53,9 @@ def config_from_env() -> dict:
         "REDIS_URL": env("REDIS_URL") or None,
         "BASE_URL": env("BASE_URL") or "http://127.0.0.1:5000",
         "FAQ_URL": env("FAQ_URL") or "https://support.example.jp/faq",
+        # SDPF users ask their contract's administrator and their partner; a FAQ only if set.
+        "FAQ_URL_SDPF": env("FAQ_URL_SDPF") or None,
+        "SITE_OPERATOR_NAME": env("SITE_OPERATOR_NAME") or "NTT Communications",
         "RESET_TOKEN_MINUTES": _int("RESET_TOKEN_MINUTES", 30),
         "EMAIL_CHANGE_TOKEN_MINUTES": _int("EMAIL_CHANGE_TOKEN_MINUTES", 60 * 24),
         "MAIL_OTP_MINUTES": _int("MAIL_OTP_MINUTES", 10),
@@ -190,10 +193,13 @@ def _register_hooks(app: Flask) -> None:
 
     @app.context_processor
     def _template_globals():
+        from blueprints.web import site_context
+
         return {
             "current_locale": str(get_locale()),
             "format_jst": clock.format_jst,
             "languages": LANGUAGES,
+            **site_context(),
         }
 
     @app.errorhandler(CSRFError)
@@ -312,10 +318,7 @@ def _register_commands(app: Flask) -> None:
         """Create a staff account; asks the password twice on a terminal, else reads one line."""
         from accounts.staff import StaffError, create_staff_account
 
-        if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            password = sys.stdin.readline().rstrip("\r\n")
+        password = _read_password()
         try:
             staff = create_staff_account(login_id, role, password)
         except StaffError as exc:
@@ -365,6 +368,45 @@ def _register_commands(app: Flask) -> None:
 
         sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
 
+    @app.cli.command("publish-terms")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--title", required=True, help="The version's title shown to users.")
+    @click.option("--at", default=None, help="In force from (ISO 8601; without offset JST). Default: now.")
+    def publish_terms(file, title, at):
+        """Publish the next terms version from a UTF-8 text or Markdown file (SPEC 12)."""
+        from accounts.terms import command
+
+        sys.exit(command(file, title=title, at=at))
+
+    @app.cli.command("staff-list")
+    def staff_list():
+        """List the staff accounts with their role and state."""
+        from accounts.staff import command_list
+
+        sys.exit(command_list())
+
+    def _staff_action(name, action, doc):
+        @app.cli.command(name, help=doc)
+        @click.argument("login_id")
+        def run(login_id):
+            from accounts.staff import command_apply
+
+            sys.exit(command_apply(login_id, action))
+
+    _staff_action("staff-disable", "disable", "Disable a staff account (not the last enabled operator).")
+    _staff_action("staff-enable", "enable", "Enable a disabled staff account.")
+    _staff_action("staff-unlock", "unlock", "Clear a staff account's sign-in lock.")
+    _staff_action("staff-reset-totp", "reset_totp",
+                  "Reset a staff account's TOTP: it sets up TOTP again at the next sign-in.")
+
+    @app.cli.command("staff-set-password")
+    @click.argument("login_id")
+    def staff_set_password(login_id):
+        """Set a staff account's password; asks twice on a terminal, else reads one line."""
+        from accounts.staff import command_set_password
+
+        sys.exit(command_set_password(login_id, _read_password()))
+
     @app.cli.command("migration-period")
     @click.option("--start", default=None, help="ISO 8601; a time without offset is JST.")
     @click.option("--end", default=None, help="ISO 8601; a time without offset is JST.")
@@ -374,3 +416,37 @@ def _register_commands(app: Flask) -> None:
         from accounts.period import command
 
         sys.exit(command(start=start, end=end, clear=clear))
+
+    # Last: every command registered above (and by other areas before this line) refuses, in one
+    # line, to run on a database without the current schema; only db-upgrade creates it.
+    for name, command_obj in app.cli.commands.items():
+        if name not in SCHEMA_FREE_COMMANDS:
+            command_obj.callback = _schema_first(command_obj.callback)
+
+
+SCHEMA_FREE_COMMANDS = {"db-upgrade"}
+
+
+def _schema_first(callback):
+    """Run ``callback`` only when every migration is applied; else one line and exit status 1."""
+    import functools
+
+    @functools.wraps(callback)
+    def wrapped(*args, **kwargs):
+        from accounts.schema import SchemaNotReady, check_ready
+
+        try:
+            check_ready()
+        except SchemaNotReady as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        return callback(*args, **kwargs)
+
+    return wrapped
+
+
+def _read_password() -> str:
+    """A password asked twice on a terminal, or one line of standard input (scripts, CI)."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")

@@ -219,7 +219,7 @@ def terms_view():
         if version == current.version:
             terms.accept(user, current, ip=client_ip())
             return flow.advance(user)
-    return render("portal/terms.html", terms=current,
+    return render("portal/terms.html", terms=current, body=terms.render(current.body),
                   status=200 if request.method == "GET" else 409)
 
 
