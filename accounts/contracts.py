@@ -199,3 +199,23 @@ def set_admin(principal, ecid: str, *, grant: bool, user_id=None, login_id: str 
             portal=fresh.portal, portal_url=f"{base_url.rstrip('/')}/{fresh.portal}/",
             console_url=f"{base_url.rstrip('/')}/admin/")
     return fresh
+
+
+@dataclass(frozen=True)
+class HelpContacts:
+    """Whom a signed-in user asks about their account (SPEC 5.2, 12): their contract's acting
+    administrators by name and, for SDPF users, their partner by the parent contract's name."""
+
+    contract_name: str
+    admin_names: list
+    partner_name: str | None
+
+
+def help_contacts(user) -> HelpContacts:
+    admins = [u.name or u.login_id for u in User.select(User.name, User.login_id).where(
+        (User.contract == user.contract_id) & (User.is_admin == True)  # noqa: E712
+        & User.first_login_done_at.is_null(False) & (User.disabled == False)  # noqa: E712
+        & (User.id != user.id)).order_by(User.login_id_key).limit(5)]
+    contract = user.contract
+    partner = contract.parent.name if contract.parent_id else None
+    return HelpContacts(contract.name, admins, partner)

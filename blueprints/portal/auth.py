@@ -126,7 +126,7 @@ def signout_view():
 def _reset_form(errors=None, values=None, status=200):
     return render("portal/reset_request.html", status=status, fields=identity.fields_for(g.portal),
                   labels=FIELD_LABELS, errors=errors or {}, values=values or {},
-                  faq_url=current_app.config["FAQ_URL"])
+                  faq_url=faq_url_for(g.portal))
 
 
 def reset_request_view():
@@ -248,7 +248,7 @@ def ask_admin_view():
             audit.record(user, "admin_help_requested", target_user=user, ip=client_ip(),
                          detail=f"admins notified: {len(admins)}")
     _pad_to(started, current_app.config.get("RESET_ANSWER_SECONDS", 0.4))
-    return render("portal/ask_admin_sent.html", faq_url=current_app.config["FAQ_URL"])
+    return render("portal/ask_admin_sent.html", faq_url=faq_url_for(g.portal))
 
 
 _ip_limit = limiter.limit("10/minute", methods=["POST"])
@@ -269,6 +269,12 @@ def register(bp):
                     methods=["GET", "POST"])
     bp.add_url_rule("/password/rules", "password_rules", password_rules_view, methods=["POST"])
     bp.add_url_rule("/password/ask-admin", "ask_admin", ask_admin_view, methods=["GET", "POST"])
+
+
+def faq_url_for(portal: str) -> str | None:
+    """Business Portal users without an administrator go to the FAQ; SDPF users ask their
+    contract's administrator and their partner, and see a FAQ only when FAQ_URL_SDPF is set."""
+    return current_app.config["FAQ_URL"] if portal == BUSINESS else current_app.config.get("FAQ_URL_SDPF")
 
 
 def _portal_name(portal: str):
