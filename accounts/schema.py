@@ -36,12 +36,11 @@ def check_ready() -> None:
     Reads only the migrations' history table (never creates it), so a fresh database stays
     untouched; a database that cannot be reached is reported the same way, in one line.
     """
-    from peewee import OperationalError
-    from peewee import DatabaseError as PeeweeDatabaseError
+    from peewee import DatabaseError, InterfaceError
 
     try:
         waiting = pending()
-    except (OperationalError, PeeweeDatabaseError) as exc:
+    except (DatabaseError, InterfaceError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SchemaNotReady(f"the database cannot be used ({first}): check DATABASE_URL, then "
                              f"{DB_UPGRADE_FIRST}") from None
