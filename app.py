@@ -19,6 +19,18 @@ from blueprints.extensions import babel, csrf, limiter, login_manager, mail
 from blueprints.web import render, safe_next
 
 ROOT = Path(__file__).resolve().parent
+
+
+def instance_dir() -> Path:
+    """Where the development secret key and the default SQLite file live: ``INSTANCE_PATH`` if set,
+    else instance/ of the checkout; an installed copy (no pyproject.toml beside app.py) never
+    writes into site-packages, it uses <venv>/var/portal-instance (Flask's own convention)."""
+    if os.environ.get("INSTANCE_PATH"):
+        return Path(os.environ["INSTANCE_PATH"])
+    if (ROOT / "pyproject.toml").exists():
+        return ROOT / "instance"
+    return Path(sys.prefix) / "var" / "portal-instance"
+
 LANGUAGES = ("ja", "en")
 # One message catalog per area (translations/<area>/<lang>/LC_MESSAGES/messages.po), merged at
 # run time: a new area is a new folder, so areas worked on side by side never edit one file.
@@ -40,9 +52,11 @@ def config_from_env() -> dict:
     """Every setting of SPEC section 10, read from the environment (and .env in development)."""
     load_dotenv(ROOT / ".env")
     env = os.environ.get
+    if not env("DATABASE_URL"):
+        instance_dir().mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not the folder
     return {
         "SECRET_KEY": env("SECRET_KEY") or _dev_secret_key(),
-        "DATABASE_URL": env("DATABASE_URL") or f"sqlite:///{ROOT / 'instance' / 'portal.db'}",
+        "DATABASE_URL": env("DATABASE_URL") or f"sqlite:///{instance_dir() / 'portal.db'}",
         "MAIL_SERVER": env("MAIL_SERVER") or None,
         "MAIL_PORT": _int("MAIL_PORT", 25),
         "MAIL_USERNAME": env("MAIL_USERNAME") or None,
@@ -83,8 +97,8 @@ def config_from_env() -> dict:
 
 def _dev_secret_key() -> str:
     """A random key kept in instance/ so that development sessions survive a restart."""
-    path = ROOT / "instance" / "secret_key"
-    path.parent.mkdir(exist_ok=True)
+    path = instance_dir() / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         path.write_text(os.urandom(32).hex())
     return path.read_text().strip()
@@ -102,7 +116,7 @@ def select_locale() -> str:
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_path=str(ROOT / "instance"))
+    app = Flask(__name__, instance_path=str(instance_dir()))
     app.config.update(config_from_env())
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
