@@ -97,20 +97,24 @@ def test_publish_terms_usage_errors_exit_2(runner, tmp_path, args):
 def test_publish_terms_refuses_a_time_before_the_previous_version(runner, tmp_path):
     f = tmp_path / "terms.txt"
     f.write_text("本文", encoding="utf-8")
-    assert runner.invoke(args=["publish-terms", str(f), "--title", "1", "--at", "2030-01-01T00:00"]).exit_code == 0
+    first = runner.invoke(args=["publish-terms", str(f), "--title", "1", "--at", "2030-01-01T00:00"])
+    assert first.exit_code == 0
     result = runner.invoke(args=["publish-terms", str(f), "--title", "2", "--at", "2029-01-01T00:00"])
     assert result.exit_code == 2 and "version 1" in _one_line(result)
     assert TermsVersion.select().count() == 1
 
 
+PERIOD = ["migration-period", "--start", "2030-12-01T00:00", "--end", "2031-03-31T23:59"]
+
+
 def test_migration_period_start_warns_when_no_terms_will_be_in_force(runner, tmp_path):
-    result = runner.invoke(args=["migration-period", "--start", "2030-12-01T00:00", "--end", "2031-03-31T23:59"])
+    result = runner.invoke(args=PERIOD)
     assert result.exit_code == 0
     assert "users will not be asked to agree" in result.output
     f = tmp_path / "terms.txt"
     f.write_text("本文", encoding="utf-8")
     runner.invoke(args=["publish-terms", str(f), "--title", "1"])
-    result = runner.invoke(args=["migration-period", "--start", "2030-12-01T00:00", "--end", "2031-03-31T23:59"])
+    result = runner.invoke(args=PERIOD)
     assert result.exit_code == 0 and "will not be asked" not in result.output
 
 

@@ -25,7 +25,8 @@ def test_rendered_terms_never_contain_markup_of_their_own(text):
 
 
 def test_rendered_terms_understand_a_small_markdown_subset_and_escape_html():
-    html = str(terms.render("# 第1章\n\n第1条 **重要** です\n2行目\n\n- a\n- b\n1. x\n<script>alert(1)</script>"))
+    text = "# 第1章\n\n第1条 **重要** です\n2行目\n\n- a\n- b\n1. x\n<script>alert(1)</script>"
+    html = str(terms.render(text))
     assert "<h3>第1章</h3>" in html
     assert "<p>第1条 <strong>重要</strong> です<br>2行目</p>" in html
     assert "<ul><li>a</li><li>b</li></ul><ol><li>x</li></ol>" in html
