@@ -71,20 +71,20 @@ def run(app, n: int):
     contracts = [rows[i] for i in ids if i in rows]
     parents = [c for c in contracts if c.parent_id is None] or contracts
     children = [c for c in contracts if c.parent_id is not None] or contracts
-    first_page = client.get("/admin/contracts?" + urlencode({"q": "子契約"}), headers=hx).get_data(as_text=True)
+    def search(**q):
+        return "/admin/contracts?" + urlencode(q)
+
+    first_page = client.get(search(q="子契約"), headers=hx).get_data(as_text=True)
     import re
 
     nxt = re.search(r'after=(\d+)', first_page)
     cases = {
         "contract search, empty (full page)": [("/admin/contracts", None)] * n,
-        "contract search, ECID prefix": [("/admin/contracts?" + urlencode({"q": c.ecid[:rnd.randint(6, 12)]}), hx)
-                                         for c in contracts],
-        "contract search, name prefix (75k match)": [("/admin/contracts?" + urlencode({"q": "子契約"}), hx)] * n,
-        "contract search, name prefix (exact-ish)": [("/admin/contracts?" + urlencode({"q": c.name[:-3]}), hx)
-                                                     for c in contracts],
-        "contract search, no match": [("/admin/contracts?" + urlencode({"q": f"zz{i}"}), hx) for i in range(n)],
-        "contract search, next page": [("/admin/contracts?" + urlencode({"q": "子契約", "after": nxt.group(1)}),
-                                        hx)] * n,
+        "contract search, ECID prefix": [(search(q=c.ecid[:rnd.randint(6, 12)]), hx) for c in contracts],
+        "contract search, name prefix (75k match)": [(search(q="子契約"), hx)] * n,
+        "contract search, name prefix (exact-ish)": [(search(q=c.name[:-3]), hx) for c in contracts],
+        "contract search, no match": [(search(q=f"zz{i}"), hx) for i in range(n)],
+        "contract search, next page": [(search(q="子契約", after=nxt.group(1)), hx)] * n,
         "contract page, parent (children)": [(f"/admin/contracts/{c.ecid}", None)
                                              for c in (parents * (n // len(parents) + 1))[:n]],
         "contract page, child": [(f"/admin/contracts/{c.ecid}", None)

@@ -48,8 +48,9 @@ def test_operator_publishes_terms_gives_a_contract_an_admin_and_disables_a_staff
     page.locator("#terms-missing").get_by_role("link", name="規約を公開する").click()
     page.wait_for_url(re.compile(r"/admin/terms$"))
     page.get_by_label("タイトル").fill("カスタマポータル規約 第1版")
-    page.get_by_label("規約の本文").fill("# 第1条（適用）\n本規約は、カスタマポータルの利用条件を定めるものです。\n\n"
-                                     "- ログインIDは自己の責任で管理します\n- <b>タグ</b>は文字として表示されます")
+    page.get_by_label("規約の本文").fill(
+        "# 第1条（適用）\n本規約は、カスタマポータルの利用条件を定めるものです。\n\n"
+        "- ログインIDは自己の責任で管理します\n- <b>タグ</b>は文字として表示されます")
     page.get_by_role("button", name="プレビュー").click()
     preview = page.locator("#terms-preview")
     expect(preview.locator("h3", has_text="第1条（適用）")).to_be_visible()
