@@ -21,6 +21,18 @@ from blueprints.sessions import ServerSessionInterface
 from blueprints.web import safe_next
 
 ROOT = Path(__file__).resolve().parent
+
+
+def instance_dir() -> Path:
+    """Where the development secret key and the default SQLite file live: ``INSTANCE_PATH`` if set,
+    else instance/ of the checkout; an installed copy (no pyproject.toml beside app.py) never
+    writes into site-packages, it uses <venv>/var/portal-instance (Flask's own convention)."""
+    if os.environ.get("INSTANCE_PATH"):
+        return Path(os.environ["INSTANCE_PATH"])
+    if (ROOT / "pyproject.toml").exists():
+        return ROOT / "instance"
+    return Path(sys.prefix) / "var" / "portal-instance"
+
 LANGUAGES = ("ja", "en")
 # One message catalog per area (translations/<area>/<lang>/LC_MESSAGES/messages.po), merged at
 # run time: a new area is a new folder, so areas worked on side by side never edit one file.
@@ -44,7 +56,7 @@ PRODUCTION = "production"
 # Settings that have a default (SPEC 10). SECRET_KEY and BASE_URL have none in production.
 DEFAULTS = {
     "APP_ENV": PRODUCTION,
-    "DATABASE_URL": f"sqlite:///{ROOT / 'instance' / 'portal.db'}",
+    "DATABASE_URL": None,        # None: the SQLite file portal.db in the instance folder
     "MAIL_SERVER": None,
     "MAIL_PORT": 25,
     "MAIL_USERNAME": None,
@@ -54,6 +66,9 @@ DEFAULTS = {
     "MAIL_DEFAULT_SENDER": "no-reply@portal.example.jp",
     "REDIS_URL": None,
     "FAQ_URL": "https://support.example.jp/faq",
+    # SDPF users ask their contract's administrator and their partner; a FAQ only if set.
+    "FAQ_URL_SDPF": None,
+    "SITE_OPERATOR_NAME": "NTT Communications",
     "TRUSTED_HOSTS": "",        # comma-separated host names accepted besides BASE_URL's
     "TRUSTED_PROXIES": 0,       # reverse proxies in front (X-Forwarded-For is read through them)
     "SESSION_IDLE_MINUTES": 30,
@@ -115,8 +130,8 @@ def config_from_env() -> dict:
 def _dev_secret_key() -> str:
     """A random key kept in instance/ so that development sessions survive a restart; the file is
     created readable by its owner only (0600)."""
-    path = ROOT / "instance" / "secret_key"
-    path.parent.mkdir(exist_ok=True)
+    path = instance_dir() / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -177,8 +192,11 @@ def create_app(config: dict | None = None) -> Flask:
     settings.update(config_from_env() if config is None else config)
     check_config(settings)
     settings.update(_derived_settings(settings))
+    if not settings.get("DATABASE_URL"):
+        instance_dir().mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not the folder
+        settings["DATABASE_URL"] = f"sqlite:///{instance_dir() / 'portal.db'}"
 
-    app = Flask(__name__, instance_path=str(ROOT / "instance"))
+    app = Flask(__name__, instance_path=str(instance_dir()))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -275,10 +293,13 @@ def _register_hooks(app: Flask) -> None:
 
     @app.context_processor
     def _template_globals():
+        from blueprints.web import site_context
+
         return {
             "current_locale": str(get_locale()),
             "format_jst": clock.format_jst,
             "languages": LANGUAGES,
+            **site_context(),
         }
 
     @app.get("/")
@@ -363,10 +384,7 @@ def _register_commands(app: Flask) -> None:
         """Create a staff account; asks the password twice on a terminal, else reads one line."""
         from accounts.staff import StaffError, create_staff_account
 
-        if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            password = sys.stdin.readline().rstrip("\r\n")
+        password = _read_password()
         try:
             staff = create_staff_account(login_id, role, password)
         except StaffError as exc:
@@ -418,6 +436,45 @@ def _register_commands(app: Flask) -> None:
 
         sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
 
+    @app.cli.command("publish-terms")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--title", required=True, help="The version's title shown to users.")
+    @click.option("--at", default=None, help="In force from (ISO 8601; without offset JST). Default: now.")
+    def publish_terms(file, title, at):
+        """Publish the next terms version from a UTF-8 text or Markdown file (SPEC 12)."""
+        from accounts.terms import command
+
+        sys.exit(command(file, title=title, at=at))
+
+    @app.cli.command("staff-list")
+    def staff_list():
+        """List the staff accounts with their role and state."""
+        from accounts.staff import command_list
+
+        sys.exit(command_list())
+
+    def _staff_action(name, action, doc):
+        @app.cli.command(name, help=doc)
+        @click.argument("login_id")
+        def run(login_id):
+            from accounts.staff import command_apply
+
+            sys.exit(command_apply(login_id, action))
+
+    _staff_action("staff-disable", "disable", "Disable a staff account (not the last enabled operator).")
+    _staff_action("staff-enable", "enable", "Enable a disabled staff account.")
+    _staff_action("staff-unlock", "unlock", "Clear a staff account's sign-in lock.")
+    _staff_action("staff-reset-totp", "reset_totp",
+                  "Reset a staff account's TOTP: it sets up TOTP again at the next sign-in.")
+
+    @app.cli.command("staff-set-password")
+    @click.argument("login_id")
+    def staff_set_password(login_id):
+        """Set a staff account's password; asks twice on a terminal, else reads one line."""
+        from accounts.staff import command_set_password
+
+        sys.exit(command_set_password(login_id, _read_password()))
+
     @app.cli.command("migration-period")
     @click.option("--start", default=None, help="ISO 8601; a time without offset is JST.")
     @click.option("--end", default=None, help="ISO 8601; a time without offset is JST.")
@@ -427,3 +484,37 @@ def _register_commands(app: Flask) -> None:
         from accounts.period import command
 
         sys.exit(command(start=start, end=end, clear=clear))
+
+    # Last: every command registered above (and by other areas before this line) refuses, in one
+    # line, to run on a database without the current schema; only db-upgrade creates it.
+    for name, command_obj in app.cli.commands.items():
+        if name not in SCHEMA_FREE_COMMANDS:
+            command_obj.callback = _schema_first(command_obj.callback)
+
+
+SCHEMA_FREE_COMMANDS = {"db-upgrade"}
+
+
+def _schema_first(callback):
+    """Run ``callback`` only when every migration is applied; else one line and exit status 1."""
+    import functools
+
+    @functools.wraps(callback)
+    def wrapped(*args, **kwargs):
+        from accounts.schema import SchemaNotReady, check_ready
+
+        try:
+            check_ready()
+        except SchemaNotReady as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        return callback(*args, **kwargs)
+
+    return wrapped
+
+
+def _read_password() -> str:
+    """A password asked twice on a terminal, or one line of standard input (scripts, CI)."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")

@@ -9,7 +9,7 @@ import unicodedata
 
 from peewee import IntegrityError
 
-from . import audit, fields, lockout, outbox, scope, sessions, tokens
+from . import audit, fields, lockout, outbox, period, scope, sessions, tokens
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, BackupCode, TrustedBrowser, User
@@ -221,7 +221,10 @@ def send_reset_link(principal, user_id, *, config, base_url: str, ip=None):
     user = _require(principal, scope.SEND_RESET, user_id)
     if user.disabled:
         raise Invalid("disabled")
-    return recovery.send_reset_link(user, config=config, base_url=base_url, actor=principal, ip=ip)
+    try:
+        return recovery.send_reset_link(user, config=config, base_url=base_url, actor=principal, ip=ip)
+    except period.NotYetOpen as exc:
+        raise Invalid("not_yet_open", current=exc.opens_at) from None
 
 
 CONTACT_SUBJECT_MAX = 200
@@ -262,6 +265,8 @@ def remind(principal, user_ids, *, base_url: str, ip=None) -> int:
     """Reminder mails to users in scope whose first login is pending; returns how many were sent.
 
     Users out of scope, already done or disabled are skipped silently (the list came from a form).
+    Before the migration period a selection holding a migrated user is refused whole
+    (Invalid "not_yet_open", ``current`` = the period's start): nobody moves users early.
     """
     if not scope.may(principal, scope.REMIND):
         raise NotFound()
@@ -276,6 +281,11 @@ def remind(principal, user_ids, *, base_url: str, ip=None) -> int:
     users = list(User.select().where(
         User.id.in_(ids[:500]) & scope.user_condition(principal)
         & User.first_login_done_at.is_null(True) & (User.disabled == False)))  # noqa: E712
+    current = period.current()
+    for user in users:
+        opens_at = period.first_login_opens_at(user, period=current)
+        if opens_at is not None:
+            raise Invalid("not_yet_open", current=opens_at)
     with database.atomic():
         for user in users:
             outbox.render_and_enqueue(

@@ -152,7 +152,8 @@ def identity(account: LegacyAccount) -> Identity:
 
 
 class ConfirmError(ValueError):
-    """Bad input in the pop-up: ``errors`` maps a field (email / login_id) to a code."""
+    """Bad input in the pop-up: ``errors`` maps a field (email / login_id / name / phone) to a code
+    (name and phone: the console's codes, accounts.console.validate)."""
 
     def __init__(self, errors: dict):
         super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -175,14 +176,37 @@ def check_fields(user: User, email: str, login_id: str) -> dict:
     return errors
 
 
-def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, config, base_url: str,
-            ip: str | None = None):
+CORRECTABLE_BUSINESS = ("name", "phone")
+
+
+def check_business_fields(user: User, name: str | None, phone: str | None) -> dict:
+    """Name and phone of a Business Portal user (SPEC 12: the guide shows all four rows as
+    "確認/変更可能"): the console's validation, so the pop-up accepts exactly what the console does."""
+    from . import console
+
+    errors = {}
+    if user.portal != BUSINESS:
+        return errors
+    for name_of_field, value in (("name", name), ("phone", phone)):
+        if value is None:
+            continue
+        code = console.validate(user, name_of_field, value)
+        if code:
+            errors[name_of_field] = code
+    return errors
+
+
+def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, name: str | None = None,
+            phone: str | None = None, config, base_url: str, ip: str | None = None):
     """Confirm or correct the identity information and mail the first-login link, in one transaction.
 
     Corrections update the new portal's user (audit old -> new; older link tokens voided); the
     legacy account is marked confirmed; the first-login link goes to the confirmed address.
+    Business Portal users may also correct name and phone (None: unchanged; ignored for SDPF).
     Returns the Mail. Raises ConfirmError for bad input (nothing written).
     """
+    from . import console
+
     email = (email or "").strip()
     with database.atomic():
         q = User.select().where(User.id == account.user_id)
@@ -190,7 +214,10 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
         if user is None:
             raise ConfirmError({"account": "not_migrated"})
         login_id = (login_id or "").strip() or user.login_id
+        if user.portal != BUSINESS:
+            name = phone = None
         errors = check_fields(user, email, login_id)
+        errors.update(check_business_fields(user, name, phone))
         if errors:
             raise ConfirmError(errors)
         changes = {}
@@ -200,6 +227,13 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
         if login_id != user.login_id:
             changes["login_id"] = (user.login_id, login_id)
             user.login_id, user.login_id_key = login_id, login_id.lower()
+        for field_name, value in (("name", name), ("phone", phone)):
+            if value is None:
+                continue
+            value = console.clean(field_name, value)
+            if value != getattr(user, field_name):
+                changes[field_name] = (getattr(user, field_name), value)
+                setattr(user, field_name, value)
         if changes:
             user.version += 1
             user.updated_at = utcnow()
@@ -208,8 +242,8 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
                     user.save()
             except IntegrityError:  # someone took the login ID between the check and the write
                 raise ConfirmError({"login_id": "taken"}) from None
-            for name, (old, new) in changes.items():
-                audit.record(user, "legacy_popup_corrected", target_user=user, field=name,
+            for changed, (old, new) in changes.items():
+                audit.record(user, "legacy_popup_corrected", target_user=user, field=changed,
                              old=old, new=new, ip=ip)
             tokens.void_all(user)
             if "email" in changes:

@@ -47,6 +47,10 @@ class Contract(BaseModel):
     users_total = IntegerField(default=0)
     users_first_login_done = IntegerField(default=0)
 
+    class Meta:
+        # The console finds contracts by name prefix, in (name, id) keyset order.
+        indexes = ((("name", "id"), False),)
+
     @property
     def is_parent(self) -> bool:
         return self.parent_id is None
@@ -238,11 +242,16 @@ class TrustedBrowser(BaseModel):
 
 
 class TermsVersion(BaseModel):
+    """A published version of the terms; it is in force from ``published_at`` until a newer one is."""
+
     id = AutoField()
     version = IntegerField(unique=True)
     title = CharField(max_length=255)
-    body = TextField()
+    body = TextField()  # plain text or Markdown, rendered safely (accounts.terms.render)
     published_at = DateTimeField(default=utcnow)
+    published_by = CharField(max_length=255, default="")
+    # Kept in the transaction of each acceptance: the console never counts a million rows.
+    accepted_count = IntegerField(default=0)
 
     @classmethod
     def current(cls):
@@ -268,6 +277,14 @@ class MigrationPeriod(BaseModel):
     end_at = DateTimeField()
     updated_at = DateTimeField(default=utcnow)
     updated_by = CharField(max_length=255, default="")
+
+
+class SiteSetting(BaseModel):
+    """A fact about this installation kept in the database (e.g. that the demo data was loaded)."""
+
+    key = CharField(max_length=64, primary_key=True)
+    value = TextField(default="")
+    updated_at = DateTimeField(default=utcnow)
 
 
 class Ticket(BaseModel):
@@ -429,6 +446,6 @@ class IdentityRequest(BaseModel):
 ALL_MODELS = [
     Contract, Service, User, LegacyAccount, ResetToken, OneTimeCode, BackupCode, TrustedBrowser,
     TermsVersion, TermsAcceptance, MigrationPeriod, Ticket, Staff, Mail, MailAttempt, AuditEntry,
-    WebSession, IdentityRequest,
+    WebSession, IdentityRequest, SiteSetting,
 ]
 

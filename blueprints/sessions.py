@@ -71,7 +71,13 @@ class ServerSessionInterface(SecureCookieSessionInterface):
     def open_session(self, app, request):
         value = request.cookies.get(self.get_cookie_name(app)) or ""
         if not value.startswith(SID_PREFIX):
-            return super().open_session(app, request)
+            session = super().open_session(app, request)
+            if session is not None and principal_of(session) is not None:
+                # Somebody is only ever held by a server-side row: a signed cookie that names a
+                # principal (an old cookie from before, or one made with a leaked key) is dropped.
+                session = self.session_class()
+                session.modified = True
+            return session
         from accounts.db import database
 
         database.connect(reuse_if_open=True)

@@ -6,8 +6,8 @@ query carries accounts.scope's condition, and a user out of scope answers 404 li
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import console, diagnosis, scope, search
-from accounts.clock import utcnow
+from accounts import console, diagnosis, period, scope, search
+from accounts.clock import format_jst, utcnow
 from accounts.models import AuditEntry, LegacyAccount, Mail, MailAttempt, TrustedBrowser
 from blueprints.web import base_url, client_ip, is_htmx, render
 
@@ -36,6 +36,9 @@ ERRORS = {
     "disabled": _l("This user is disabled: enable the user first."),
     "too_long": _l("This is too long."),
 }
+
+NOT_YET_OPEN = _l("Migrated users cannot start their first login before the migration period: a reset "
+                  "link can be sent from %(date)s.")
 
 ACTION_LABELS = {
     console.SEND_RESET_LINK: _l("Send reset link"),
@@ -109,6 +112,7 @@ def _page_context(user):
         "may_edit": scope.may(who, scope.EDIT), "may_reset": scope.may(who, scope.RESET),
         "may_send_reset": scope.may(who, scope.SEND_RESET), "may_contact": scope.may(who, scope.CONTACT),
         "field_labels": FIELD_LABELS, "action_labels": ACTION_LABELS, "now": utcnow(),
+        "reset_opens_at": period.first_login_opens_at(user),
     }
 
 
@@ -213,18 +217,23 @@ def _edit_again(user, field, value, *, version, error=None, conflict=None):
 def send_reset_link(user_id):
     user = _user_or_404(user_id)
     action = console.SEND_RESET_LINK
-    if request.method != "POST":
-        return render("admin/confirm.html", user=user, action=action, label=ACTION_LABELS[action],
-                      explained=ACTION_EXPLAINED[action],
-                      form_action=url_for("admin.send_reset_link", user_id=user.id))
-    try:
-        console.send_reset_link(principal(), user.id, config=current_app.config, base_url=base_url(),
-                                ip=client_ip())
-    except console.Invalid as exc:
-        flash(ERRORS[exc.code], "error")
-    else:
-        flash(ACTION_DONE[action] % {"email": user.email}, "ok")
-    return redirect(url_for("admin.user_page", user_id=user.id), 303)
+    if request.method == "POST":
+        try:
+            console.send_reset_link(principal(), user.id, config=current_app.config,
+                                    base_url=base_url(), ip=client_ip())
+        except console.Invalid as exc:
+            if exc.code == "not_yet_open":
+                flash(NOT_YET_OPEN % {"date": format_jst(exc.current)}, "error")
+            else:
+                flash(ERRORS[exc.code], "error")
+        else:
+            flash(ACTION_DONE[action] % {"email": user.email}, "ok")
+        return redirect(url_for("admin.user_page", user_id=user.id), 303)
+    opens_at = period.first_login_opens_at(user)
+    return render("admin/confirm.html", user=user, action=action, label=ACTION_LABELS[action],
+                  explained=ACTION_EXPLAINED[action],
+                  refused=NOT_YET_OPEN % {"date": format_jst(opens_at)} if opens_at else None,
+                  form_action=url_for("admin.send_reset_link", user_id=user.id))
 
 
 RESETS = (console.RESET_2STEP, console.CLEAR_TRUSTED, console.UNLOCK, console.DISABLE, console.ENABLE,

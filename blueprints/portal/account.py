@@ -30,8 +30,12 @@ PROFILE_TOTP = "profile_totp_secret"
 def dashboard_view():
     user = portal_user()
     services = list(Service.select().where(Service.contract == user.contract_id).order_by(Service.name))
+    from accounts.contracts import help_contacts
+
     return render("portal/dashboard.html", user=user, services=services, states=SERVICE_STATES,
-                  console=scope.role_of(user) is not None)
+                  console=scope.role_of(user) is not None, help=help_contacts(user),
+                  faq_url=current_app.config["FAQ_URL"] if user.portal == "business"
+                  else current_app.config.get("FAQ_URL_SDPF"))
 
 
 def _live_sessions(user):

@@ -11,6 +11,7 @@ from flask_login import logout_user
 
 from accounts import audit, identity, identity_requests, passwords, period, signin, tokens, twostep
 from accounts.db import database
+from accounts.models import BUSINESS
 from blueprints.extensions import limiter
 from blueprints.web import client_ip, render, safe_next
 
@@ -128,7 +129,7 @@ def signout_view():
 def _reset_form(errors=None, values=None, status=200):
     return render("portal/reset_request.html", status=status, fields=identity.fields_for(g.portal),
                   labels=FIELD_LABELS, errors=errors or {}, values=values or {},
-                  faq_url=current_app.config["FAQ_URL"])
+                  faq_url=faq_url_for(g.portal))
 
 
 @limiter.limit("5/minute", methods=["POST"])
@@ -229,7 +230,7 @@ def ask_admin_view():
         return render("portal/ask_admin.html", status=422, errors=errors,
                       values={"login_id": login_id[:MAX_LOGIN_ID], "message": message[:MAX_MESSAGE]})
     identity_requests.record_ask_admin(portal, login_id, message, ip=client_ip())
-    return render("portal/ask_admin_sent.html", faq_url=current_app.config["FAQ_URL"])
+    return render("portal/ask_admin_sent.html", faq_url=faq_url_for(g.portal))
 
 
 def register(bp):
@@ -240,3 +241,9 @@ def register(bp):
                     methods=["GET", "POST"])
     bp.add_url_rule("/password/rules", "password_rules", password_rules_view, methods=["POST"])
     bp.add_url_rule("/password/ask-admin", "ask_admin", ask_admin_view, methods=["GET", "POST"])
+
+
+def faq_url_for(portal: str) -> str | None:
+    """Business Portal users without an administrator go to the FAQ; SDPF users ask their
+    contract's administrator and their partner, and see a FAQ only when FAQ_URL_SDPF is set."""
+    return current_app.config["FAQ_URL"] if portal == BUSINESS else current_app.config.get("FAQ_URL_SDPF")

@@ -265,8 +265,8 @@ def terms_view(user):
         if version == current.version:
             terms.accept(user, current, ip=client_ip())
             return flow.advance(user)
-        return render("portal/terms.html", terms=current, status=409)
-    return render("portal/terms.html", terms=current)
+        return render("portal/terms.html", terms=current, body=terms.render(current.body), status=409)
+    return render("portal/terms.html", terms=current, body=terms.render(current.body))
 
 
 def register(bp):
