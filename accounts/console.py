@@ -15,7 +15,7 @@ from .db import database
 from .models import BUSINESS, BackupCode, TrustedBrowser, User
 
 EDITABLE = ("email", "login_id", "name", "phone")
-LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}$")
+LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}\Z")
 PHONE_SEPARATORS = re.compile(r"[\s\-()]")
 
 RESET_2STEP = "reset_twostep"
@@ -237,6 +237,8 @@ def validate_contact(subject: str, body: str) -> dict:
         errors["subject"] = "required"
     elif len(subject) > CONTACT_SUBJECT_MAX:
         errors["subject"] = "too_long"
+    elif any(c in subject for c in "\r\n\x00"):  # a line break would start a header (SPEC 11.6)
+        errors["subject"] = "line_break"
     if not (body or "").strip():
         errors["body"] = "required"
     elif len(body) > CONTACT_BODY_MAX:

@@ -23,7 +23,7 @@ CHILDREN_PAGE = 50
 MAX_ADMINS_SHOWN = 200
 MAX_NAME = 255
 HIGH = "\uffff"
-ECID_PREFIX_RE = re.compile(r"^ecid\d{0,10}$", re.IGNORECASE)
+ECID_PREFIX_RE = re.compile(r"^ecid\d{0,10}\Z", re.IGNORECASE)
 
 
 class ContractError(Exception):

@@ -35,7 +35,7 @@ def hash_format(stored: str | None) -> str | None:
         return "argon2"
     if stored[:4] in ("$2a$", "$2b$", "$2y$"):
         return "bcrypt"
-    if re.match(r"^(scrypt|pbkdf2):[^$]*\$[^$]+\$[0-9a-f]+$", stored):
+    if re.match(r"^(scrypt|pbkdf2):[^$]*\$[^$]+\$[0-9a-f]+\Z", stored):
         return "werkzeug"
     return None
 

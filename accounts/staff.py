@@ -13,7 +13,7 @@ from .models import Staff
 from .passwords import MAX_LENGTH, hasher
 
 ROLES = ("operator", "helpdesk")
-LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
+LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+-]{3,64}\Z")
 STAFF_MIN_PASSWORD = 12
 
 DISABLE = "disable"

@@ -1,8 +1,8 @@
 """Error pages in the user's language, from one table: status -> title and message."""
-from flask import Flask
+from flask import Flask, Response
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from accounts.db import database
 
@@ -36,6 +36,13 @@ def _rollback():
 
 
 def register_error_pages(app: Flask) -> None:
+    @app.errorhandler(SecurityError)
+    def _untrusted_host(e):
+        """A Host that is neither BASE_URL's nor in TRUSTED_HOSTS (SPEC 11.3): no page can be built
+        for it (every link would carry that host), so the answer is a short plain 400."""
+        return Response("400 Bad Request: this host name is not served here.\n", status=400,
+                        mimetype="text/plain")
+
     @app.errorhandler(CSRFError)
     def _csrf_error(e):
         return error_page(400, *CSRF_PAGE)

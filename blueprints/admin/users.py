@@ -35,6 +35,7 @@ ERRORS = {
     "unknown_field": _l("This field cannot be changed here."),
     "disabled": _l("This user is disabled: enable the user first."),
     "too_long": _l("This is too long."),
+    "line_break": _l("The subject must be one line (no line breaks)."),
 }
 
 NOT_YET_OPEN = _l("Migrated users cannot start their first login before the migration period: a reset "
