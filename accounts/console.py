@@ -237,7 +237,7 @@ def validate_contact(subject: str, body: str) -> dict:
         errors["subject"] = "required"
     elif len(subject) > CONTACT_SUBJECT_MAX:
         errors["subject"] = "too_long"
-    elif any(c in subject for c in "\r\n\x00"):  # a line break would start a header (SPEC 11.6)
+    elif outbox.has_line_break(subject):  # a line break would start a header (SPEC 11.6)
         errors["subject"] = "line_break"
     if not (body or "").strip():
         errors["body"] = "required"

@@ -26,8 +26,18 @@ class HeaderInjection(ValueError):
     """A subject or an address with a line break: it could add headers to the mail (SPEC 11.6)."""
 
 
+# Every character Python's str.splitlines() breaks a line at: the email package refuses a header
+# holding any of them (so a mail queued with one could never be sent), and NUL.
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
+
+
+def has_line_break(value: str) -> bool:
+    """Whether a subject, display name or address could not be one header line (SPEC 11.6)."""
+    return not LINE_BREAKS.isdisjoint(value)
+
+
 def check_header(value: str, what: str) -> str:
-    if "\r" in value or "\n" in value or "\x00" in value:
+    if has_line_break(value):
         raise HeaderInjection(f"{what} holds a line break")
     return value
 
