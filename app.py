@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 from dotenv import load_dotenv
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -253,10 +253,27 @@ def _load_principal(identity: str):
     return principal if principal is not None and not principal.disabled else None
 
 
+def _holds_nul() -> bool:
+    """Whether the request carries a NUL character where the application reads text: form, query,
+    the address's own values, the browser's name (kept with the session)."""
+    values = [v for _, v in request.args.items(multi=True)]
+    values += [v for _, v in request.form.items(multi=True)]
+    values += [v for v in (request.view_args or {}).values() if isinstance(v, str)]
+    values.append(request.headers.get("User-Agent", ""))
+    return any("\x00" in v for v in values)
+
+
 def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _open_db():
         database.connect(reuse_if_open=True)
+
+    @app.before_request
+    def _refuse_nul():
+        """No field of the product takes a NUL character and PostgreSQL cannot store one (a query
+        holding it fails): such a request is refused with 400 before any view sees it."""
+        if _holds_nul():
+            abort(400)
 
     @app.teardown_request
     def _end_db_request(exc):

@@ -273,3 +273,28 @@ def test_a_subject_holding_any_line_break_the_email_package_sees_is_refused_at_t
         assert console.validate_contact(f"ご連絡{c}です", "本文") == {"subject": "line_break"}, repr(c)
         with pytest.raises(outbox.HeaderInjection):
             outbox.check_header(f"ご連絡{c}", "subject")
+
+
+def test_a_nul_character_anywhere_is_refused_before_any_view(app):
+    """PostgreSQL cannot store NUL (a sign-in with one in the login ID answered 500 there): a NUL in
+    a form field, the query, the address or the browser's name is refused with 400, on every
+    database, and nothing is written."""
+    from accounts.models import AuditEntry, IdentityRequest
+    from tests.helpers import csrf_token
+
+    with travel() as clock:
+        world = build_world(app, clock)
+        c = app.test_client()
+        token = csrf_token(c.get("/business/signin").get_data(as_text=True))
+        audit = AuditEntry.select().count()
+        creds = {"login_id": world.reset_user["business"].login_id, "password": "Abcdef12#",
+                 "csrf_token": token}
+        assert c.post("/business/signin", data={**creds, "login_id": "reset-business\x00"}).status_code == 400
+        assert c.post("/business/password/reset", data={"login_id": "x\x00", "email": "a@b.jp", "name": "n",
+                                                         "phone": "0312345678", "csrf_token": token}
+                      ).status_code == 400
+        assert c.get("/business/signin", query_string={"next": "/\x00"}).status_code == 400
+        assert c.get("/business/password/reset/abc%00def").status_code == 400
+        assert c.post("/business/signin", data=creds, headers={"User-Agent": "x\x00y"}).status_code == 400
+        assert AuditEntry.select().count() == audit and IdentityRequest.select().count() == 2
+        assert c.post("/business/signin", data=creds).status_code == 303  # the same form without NUL
