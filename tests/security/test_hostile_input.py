@@ -13,11 +13,12 @@ export has no cell that starts a formula, and no page the principal can open ech
 import csv
 import email
 import io
+import os
 import re
 from email import policy
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from werkzeug.routing import PathConverter, UnicodeConverter
 
@@ -56,7 +57,8 @@ hostile_text = st.one_of(
     st.sampled_from(PIECES),
     st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=12)), min_size=1, max_size=4).map("".join),
 )
-HOSTILE = settings(max_examples=25, deadline=None, database=None,
+# 25 examples a route keep the file short; HOSTILE_EXAMPLES=500 searches deeper (not in CI).
+HOSTILE = settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "25")), deadline=None, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # The query parameters each GET route reads (a new one must be listed: see the test below).
@@ -169,9 +171,16 @@ def _attack(app, p, world, rule):
     args = {a: st.one_of(st.just(v), hostile_text) if _is_text(rule, a) else st.just(v)
             for a, v in valid.items()}
 
+    def everywhere(text):  # every field holds the text; the address is the valid one
+        return example(values={f: text for f in fields}, url_args=valid, htmx=False)
+
     @HOSTILE
     @given(values=st.fixed_dictionaries({f: hostile_text for f in fields}),
            url_args=st.fixed_dictionaries(args), htmx=st.booleans())
+    @everywhere('=HYPERLINK("http://x")')
+    @everywhere(f"{IMG}{SCRIPT}")
+    @everywhere("Hello\r\nBcc: victim@example.com\r\nX-Injected: 1")
+    @everywhere("-1\u2028@SUM(1)")
     def attack(values, url_args, htmx):
         url = rule.build(url_args, append_unknown=False)[1]
         headers = {"HX-Request": "true"} if htmx else {}
