@@ -18,7 +18,7 @@ from accounts.db import database, init_database
 from blueprints.errorpages import register_error_pages
 from blueprints.extensions import babel, csrf, limiter, login_manager, mail
 from blueprints.sessions import ServerSessionInterface
-from blueprints.web import safe_next
+from blueprints.web import RowIdConverter, safe_next
 
 ROOT = Path(__file__).resolve().parent
 
@@ -197,6 +197,7 @@ def create_app(config: dict | None = None) -> Flask:
         settings["DATABASE_URL"] = f"sqlite:///{instance_dir() / 'portal.db'}"
 
     app = Flask(__name__, instance_path=str(instance_dir()))
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -272,12 +272,7 @@ def remind(principal, user_ids, *, base_url: str, ip=None) -> int:
     """
     if not scope.may(principal, scope.REMIND):
         raise NotFound()
-    ids = []
-    for raw in user_ids:
-        try:
-            ids.append(int(raw))
-        except (TypeError, ValueError):
-            continue
+    ids = [i for i in map(fields.row_id, user_ids) if i is not None]
     if not ids:
         return 0
     users = list(User.select().where(

@@ -13,6 +13,14 @@ EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9](?:[A-Za-z
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$")
 
 
+def row_id(value) -> int | None:
+    """A row id carried in a form or a query (a page's "after", a check-box's value): decimal
+    digits (full-width ones too) that fit a 64-bit column, else None. ``str.isdigit`` is not the
+    test: it accepts "²", which ``int`` refuses, and a 30-digit number overflows the database."""
+    value = str(value if value is not None else "").strip()
+    return int(value) if value.isdecimal() and len(value) < 19 else None
+
+
 def email_problem(value: str) -> str | None:
     """None when ``value`` may be saved as an e-mail address, else required / too_long / invalid."""
     if not value:

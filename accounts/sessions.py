@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import secrets
 
+from . import fields
 from .clock import utcnow
 from .models import Staff, User, WebSession
 
@@ -89,9 +90,8 @@ def end_all(who, *, except_id: int | None = None) -> int:
 
 def end_one(who, session_id, *, except_id: int | None = None) -> bool:
     """End one of the account's own sessions (the profile's "sign out" on a listed session)."""
-    try:
-        session_id = int(session_id)
-    except (TypeError, ValueError):
+    session_id = fields.row_id(session_id)
+    if session_id is None:
         return False
     q = WebSession.delete().where((WebSession.id == session_id)
                                   & (WebSession.principal == principal_key(who)))

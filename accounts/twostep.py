@@ -267,9 +267,8 @@ def clear_trusted_browsers(user: User) -> int:
 
 
 def revoke_browser(user: User, browser_id, *, ip=None) -> bool:
-    try:
-        browser_id = int(browser_id)
-    except (TypeError, ValueError):
+    browser_id = fields.row_id(browser_id)
+    if browser_id is None:
         return False
     done = (TrustedBrowser.update(revoked_at=utcnow())
             .where((TrustedBrowser.id == browser_id) & (TrustedBrowser.user == user)

@@ -2,6 +2,15 @@
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, render_template, request
+from werkzeug.routing import IntegerConverter
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: an id that a 64-bit column can hold; a longer number does not
+    match the route (404, like a missing row) instead of overflowing the database (SQLite: 500)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):
+        super().__init__(map, fixed_digits, min, max, signed)
 
 
 def is_htmx() -> bool:

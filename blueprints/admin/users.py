@@ -140,7 +140,7 @@ def _field_or_404(field):
 def _page_version(user) -> int:
     """The version the page was loaded with (kept in links and forms), else the current one."""
     raw = request.values.get("version", "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else user.version
+    return int(raw) if raw.isdecimal() and len(raw) < 10 else user.version
 
 
 @bp.get("/users/<int:user_id>/fields/<field>")

@@ -52,7 +52,9 @@ PIECES = (
     "ｆｕｌｌ－ｗｉｄｔｈ＠ｅｘａｍｐｌｅ．ｊｐ", "１２３４５６", "\u3000", "😀", "👨‍👩‍👧", "𠮷", "\u202e",
     SCRIPT, IMG, "' OR 1=1 --", "\"; DROP TABLE users; --", "%", "_", "\\", "{{ 7*7 }}",
     '=HYPERLINK("http://x")', "+1", "-1", "@SUM(1)", "\t=1", "\r=1", "name@example.jp", "123456",
+    "²", "9" * 30,
 )
+HUGE = (0, 2**63, 10**30)  # ids no row has, the last two beyond any 64-bit column
 hostile_text = st.one_of(
     st.sampled_from(PIECES),
     st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=12)), min_size=1, max_size=4).map("".join),
@@ -167,12 +169,15 @@ def _attack(app, p, world, rule):
     method = "POST" if "POST" in rule.methods else "GET"
     fields = sorted(k for k in form_for_rule(app, rule, p, world) if k != "csrf_token") \
         if method == "POST" else list(QUERY_PARAMS[rule.endpoint])
-    # Text arguments of the address (a token, an ECID, a field name...) are hostile half of the time.
-    args = {a: st.one_of(st.just(v), hostile_text) if _is_text(rule, a) else st.just(v)
+    # The address's arguments are hostile half of the time: text (a token, an ECID, a field name),
+    # or a number no column holds.
+    args = {a: st.one_of(st.just(v), hostile_text if _is_text(rule, a) else st.sampled_from(HUGE))
             for a, v in valid.items()}
 
-    def everywhere(text):  # every field holds the text; the address is the valid one
-        return example(values={f: text for f in fields}, url_args=valid, htmx=False)
+    def everywhere(text, in_address=False):  # every field holds the text (the address too, if asked)
+        url_args = {a: (text if _is_text(rule, a) else HUGE[-1]) if in_address else v
+                    for a, v in valid.items()}
+        return example(values={f: text for f in fields}, url_args=url_args, htmx=False)
 
     @HOSTILE
     @given(values=st.fixed_dictionaries({f: hostile_text for f in fields}),
@@ -181,6 +186,8 @@ def _attack(app, p, world, rule):
     @everywhere(f"{IMG}{SCRIPT}")
     @everywhere("Hello\r\nBcc: victim@example.com\r\nX-Injected: 1")
     @everywhere("-1\u2028@SUM(1)")
+    @everywhere("9" * 30, in_address=True)
+    @everywhere("²", in_address=True)
     def attack(values, url_args, htmx):
         url = rule.build(url_args, append_unknown=False)[1]
         headers = {"HX-Request": "true"} if htmx else {}
@@ -307,3 +314,15 @@ def test_a_nul_character_anywhere_is_refused_before_any_view(app):
         assert c.post("/business/signin", data=creds, headers={"User-Agent": "x\x00y"}).status_code == 400
         assert AuditEntry.select().count() == audit and IdentityRequest.select().count() == 2
         assert c.post("/business/signin", data=creds).status_code == 303  # the same form without NUL
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("42", 42), (" 7 ", 7), ("１２", 12), (42, 42), ("9" * 18, int("9" * 18)),
+    ("²", None), ("9" * 19, None), ("-1", None), ("1e3", None), ("", None), (None, None), ("0x10", None),
+])
+def test_a_row_id_from_a_form_or_query_is_decimal_digits_that_fit_a_column(raw, expected):
+    """"²" passed ``str.isdigit`` and then failed ``int`` (500), and a 30-digit number overflowed
+    SQLite (500): pages, check-box lists and filters now ignore both."""
+    from accounts.fields import row_id
+
+    assert row_id(raw) == expected
