@@ -4,7 +4,6 @@ Every function takes the acting principal and checks accounts.scope itself (the 
 but the domain must not depend on that), writes its audit entry and mails in the same transaction
 as the change, and never sets or shows a password.
 """
-import re
 import unicodedata
 
 from peewee import IntegrityError
@@ -15,7 +14,6 @@ from .db import database
 from .models import BUSINESS, BackupCode, TrustedBrowser, User
 
 EDITABLE = ("email", "login_id", "name", "phone")
-LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}\Z")
 
 RESET_2STEP = "reset_twostep"
 CLEAR_TRUSTED = "clear_trusted_browsers"
@@ -76,10 +74,9 @@ def validate(user: User, field: str, value: str) -> str | None:
         problem = fields.email_problem(value)
         return {"required": "required", None: None}.get(problem, "email_format")
     if field == "login_id":
-        if not value:
-            return "required"
-        if not LOGIN_ID_RE.match(value):
-            return "login_id_format"
+        problem = fields.login_id_problem(value, current=user.login_id)
+        if problem:
+            return "required" if problem == "required" else "login_id_format"
         if User.login_id_taken(user.portal, value, exclude_id=user.id):
             return "login_id_taken"
         return None

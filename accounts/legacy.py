@@ -24,7 +24,7 @@ from .passwords import hasher
 
 _argon2 = PasswordHasher()
 EMAIL_CHANGED_SUBJECT = _l("Your e-mail address for the new portal was changed")
-MAX_LOGIN_ID = 255
+MAX_LOGIN_ID = fields.MAX_LOGIN_ID
 
 
 def hash_format(stored: str | None) -> str | None:
@@ -161,16 +161,14 @@ class ConfirmError(ValueError):
 
 
 def check_fields(user: User, email: str, login_id: str) -> dict:
-    """Field -> problem code (required / invalid / too_long / taken); the same check as the POST."""
+    """Field -> problem code (required / invalid / too_long / taken); the same check as the POST and
+    the same login-ID rule as the console (accounts.fields.login_id_problem)."""
     errors = {}
     if fields.email_problem(email):
         errors["email"] = fields.email_problem(email)
-    if not login_id:
-        errors["login_id"] = "required"
-    elif len(login_id) > MAX_LOGIN_ID:
-        errors["login_id"] = "too_long"
-    elif any(c.isspace() for c in login_id):
-        errors["login_id"] = "invalid"
+    problem = fields.login_id_problem(login_id, current=user.login_id)
+    if problem:
+        errors["login_id"] = problem
     elif User.login_id_taken(user.portal, login_id, exclude_id=user.id):
         errors["login_id"] = "taken"
     return errors

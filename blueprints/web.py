@@ -2,6 +2,15 @@
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, render_template, request
+from flask_babel import lazy_gettext as _l
+
+from accounts import fields
+
+# The login-ID rule's message, for every form that takes a login ID (console, legacy pop-up): its
+# numbers and symbols come from the rule itself (accounts.fields.login_id_problem).
+LOGIN_ID_FORMAT_ERROR = _l("A login ID is %(min)d-%(max)d half-width characters: letters, digits and "
+                           "%(symbols)s", min=fields.MIN_LOGIN_ID, max=fields.MAX_LOGIN_ID,
+                           symbols=" ".join(fields.LOGIN_ID_SYMBOLS))
 
 
 def is_htmx() -> bool:

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from accounts import console, diagnosis, period, scope, search
 from accounts.clock import format_jst, utcnow
 from accounts.models import AuditEntry, LegacyAccount, Mail, MailAttempt, TrustedBrowser
-from blueprints.web import base_url, client_ip, is_htmx, render
+from blueprints.web import LOGIN_ID_FORMAT_ERROR, base_url, client_ip, is_htmx, render
 
 from . import bp, nav_item
 from .guard import console_required, principal
@@ -26,7 +26,7 @@ FIELD_LABELS = {
 ERRORS = {
     "required": _l("Enter a value."),
     "email_format": _l("Enter an e-mail address like name@example.jp (half-width characters)."),
-    "login_id_format": _l("A login ID is 3-255 half-width letters, digits and . _ @ + -"),
+    "login_id_format": LOGIN_ID_FORMAT_ERROR,
     "login_id_taken": _l("This login ID is already used in this portal (upper and lower case count "
                          "as the same)."),
     "name_format": _l("The name may not hold control characters or be longer than 255 characters."),

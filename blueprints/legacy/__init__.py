@@ -24,8 +24,8 @@ from flask_babel import lazy_gettext as _l
 from accounts import legacy, period, tickets
 from accounts.models import LegacyAccount
 from blueprints.extensions import limiter
+from blueprints.web import LOGIN_ID_FORMAT_ERROR, client_ip, is_htmx, render
 from blueprints.web import base_url as web_base_url
-from blueprints.web import client_ip, is_htmx, render
 
 bp = Blueprint("legacy", __name__, url_prefix="/legacy")
 
@@ -40,7 +40,7 @@ EMAIL_ERRORS = {
 LOGIN_ID_ERRORS = {
     "required": _l("Enter the login ID."),
     "too_long": _l("The login ID is too long."),
-    "invalid": _l("A login ID cannot contain spaces."),
+    "invalid": LOGIN_ID_FORMAT_ERROR,
     "taken": _l("This login ID is already used in the new portal. Choose another one."),
 }
 # Name and phone (Business Portal users): the console's validation and its messages' meaning.

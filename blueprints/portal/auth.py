@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import logout_user
 
-from accounts import audit, identity, identity_requests, passwords, period, signin, tokens, twostep
+from accounts import audit, fields, identity, identity_requests, passwords, period, signin, tokens, twostep
 from accounts.db import database
 from accounts.models import BUSINESS
 from blueprints.extensions import limiter
@@ -18,7 +18,7 @@ from blueprints.web import client_ip, render, safe_next
 from . import flow
 from .guard import portal_user
 
-MAX_LOGIN_ID = 255
+MAX_LOGIN_ID = fields.MAX_LOGIN_ID
 MAX_PASSWORD = 256  # longer input is refused before hashing (the policy allows 32)
 MAX_MESSAGE = 2000
 
