@@ -259,11 +259,12 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
     return mail
 
 
-def popup_open(now=None) -> bool:
-    """The pop-up exists only during the migration period."""
-    return period.phase(now) == period.DURING
+def popup_open(phase: str) -> bool:
+    """The pop-up exists only during the migration period (``phase``: accounts.period.phase)."""
+    return phase == period.DURING
 
 
-def signin_open(now=None) -> bool:
-    """The legacy portal signs users in before and during the period; after it, never."""
-    return period.phase(now) != period.AFTER
+def signin_open(phase: str) -> bool:
+    """The legacy portal signs users in before and during the period; after it, it is closed
+    (the end-of-service page) and every other legacy address leads there."""
+    return phase != period.AFTER

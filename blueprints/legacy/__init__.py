@@ -96,7 +96,7 @@ def _signed_in() -> LegacyAccount | None:
 @bp.before_request
 def _closed_after_the_period():
     """After the period the legacy portal is closed: every address leads to the end-of-service page."""
-    if _phase() == period.AFTER:
+    if not legacy.signin_open(_phase()):
         if request.method == "POST":  # a GET writes nothing, not even the session's row
             session.pop("legacy_account_id", None)
             session.pop("legacy_candidates", None)
@@ -108,14 +108,14 @@ def _closed_after_the_period():
 @bp.get("/")
 def index():
     phase = _phase()
-    if phase == period.AFTER:
+    if not legacy.signin_open(phase):
         return render_template("legacy/ended.html")
     account = _signed_in()
     if account is None:
         return render_template("legacy/signin.html", login_id="", error=None)
     ident = legacy.identity(account)
     return render_template("legacy/home.html", account=account, ident=ident, phase=phase,
-                           show_popup=phase == period.DURING and ident.user is not None
+                           show_popup=legacy.popup_open(phase) and ident.user is not None
                            and account.confirmed_at is None and not ident.user.first_login_done,
                            **_identity_form_context(ident))
 
@@ -182,7 +182,7 @@ def _identity_form_context(ident, email=None, login_id=None, errors=None, edit=F
 def _popup_account():
     """The signed-in legacy account while the pop-up is open (during the period), else None."""
     account = _signed_in()
-    if account is None or _phase() != period.DURING:
+    if account is None or not legacy.popup_open(_phase()):
         return None
     return account
 
