@@ -317,9 +317,9 @@ def _register_hooks(app: Flask) -> None:
                                 httponly=True, secure=app.config["SESSION_COOKIE_SECURE"])
             if request.method == "POST" and current_user.is_authenticated \
                     and getattr(current_user, "language", None) != code:
-                who = current_user._get_current_object()  # a User or a Staff row
-                model = type(who)
-                model.update(language=code).where(model.id == who.id).execute()
+                from accounts.profile import save_language
+
+                save_language(current_user._get_current_object(), code)  # a User or a Staff row
         return response
 
     @app.get("/healthz")

@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import secrets
 
+from . import audit
 from .clock import utcnow
 from .models import Staff, User, WebSession
 
@@ -98,6 +99,23 @@ def end_one(who, session_id, *, except_id: int | None = None) -> bool:
     if except_id is not None:
         q = q.where(WebSession.id != except_id)
     return bool(q.execute())
+
+
+def end_own(who, session_id, *, current_id: int | None, ip=None) -> bool:
+    """A user or staff member signs out one of their own other sessions (audited)."""
+    ended = end_one(who, session_id, except_id=current_id)
+    if ended:
+        audit.record(who, "session_ended", target_user=who if isinstance(who, User) else None, ip=ip,
+                     detail=str(session_id))
+    return ended
+
+
+def end_own_others(who, *, current_id: int | None, ip=None) -> int:
+    """"Sign out everywhere else": every session but ``current_id`` ends (audited)."""
+    ended = end_all(who, except_id=current_id)
+    audit.record(who, "sessions_ended", target_user=who if isinstance(who, User) else None, ip=ip,
+                 detail=f"others: {ended}")
+    return ended
 
 
 def active(who, *, idle_minutes: int, max_hours: int, now=None) -> list[WebSession]:

@@ -65,6 +65,11 @@ def verify_password(portal: str, login_id: str, password: str, *, threshold: int
     return SignIn(OK, user, "")
 
 
+def signed_out(user: User, *, ip=None) -> None:
+    """The user signed out (the session row itself is ended by the web layer's session.clear())."""
+    audit.record(user, "signout", target_user=user, ip=ip)
+
+
 def register_failure(user: User, *, threshold: int, ip=None, now=None, reason="wrong password") -> None:
     """Count one wrong password and lock when due."""
     failures, until = lockout.count_password_failure(User, user, threshold=threshold, now=now)

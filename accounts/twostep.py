@@ -163,6 +163,11 @@ def verify_totp(user: User, code: str, *, ip=None, now=None) -> bool:
     return True
 
 
+def method_chosen(user: User, method: str, *, ip=None) -> None:
+    """The first login's choice of a method (its set-up follows): audited."""
+    audit.record(user, "twostep_method_chosen", target_user=user, new=method, ip=ip)
+
+
 def choose_mail_otp(user: User, *, ip=None) -> None:
     """Make Mail OTP the method (after a mailed code was entered)."""
     with database.atomic():

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 
-from accounts import audit, fields, passwords, profile, scope, sessions, signin, tokens, totp
+from accounts import fields, passwords, profile, scope, sessions, signin, tokens, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP, Service, User
 from blueprints.extensions import limiter
@@ -72,9 +72,8 @@ def change_password_view():
     errors = {}
     if not current:
         errors["current"] = _("Enter your current password.")
-    elif len(current) > MAX_PASSWORD or not passwords.hasher().verify(user.password_hash, current)[0]:
+    elif not profile.current_password_ok(user, current, max_length=MAX_PASSWORD, ip=client_ip()):
         errors["current"] = _("The current password is not correct.")
-        audit.record(user, "password_change_refused", target_user=user, ip=client_ip())
     errors.update(password_errors(user.portal, new, request.form.get("confirm") or ""))
     if errors:
         return _profile(user, 422, errors=errors, open="password")
@@ -115,9 +114,7 @@ def _link_gone():
 
 @limiter.limit("20/minute", methods=["POST"])
 def confirm_email_view(token):
-    result = tokens.check(token, tokens.EMAIL_CHANGE)
-    if result.problem is None and result.token.user.portal != g.portal:
-        result = tokens.Check(None, "unknown")
+    result = tokens.check(token, tokens.EMAIL_CHANGE, portal=g.portal)
     if result.problem:
         return _link_gone() if result.problem != "unknown" else render(
             "portal/link_problem.html", status=404,
@@ -156,8 +153,7 @@ def revoke_browser_view(browser_id):
 @portal_login_required
 def end_session_view(session_id):
     user = portal_user()
-    if sessions.end_one(user, session_id, except_id=current_session_id()):
-        audit.record(user, "session_ended", target_user=user, ip=client_ip(), detail=str(session_id))
+    if sessions.end_own(user, session_id, current_id=current_session_id(), ip=client_ip()):
         flash(_("That session is signed out."), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
 
@@ -165,8 +161,7 @@ def end_session_view(session_id):
 @portal_login_required
 def end_other_sessions_view():
     user = portal_user()
-    ended = sessions.end_all(user, except_id=current_session_id())
-    audit.record(user, "sessions_ended", target_user=user, ip=client_ip(), detail=f"others: {ended}")
+    sessions.end_own_others(user, current_id=current_session_id(), ip=client_ip())
     flash(_("You were signed out everywhere else."), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
 

@@ -5,7 +5,7 @@ pass that method or a backup code (SPEC 11.1)."""
 from flask import current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import audit, clock, signin, terms, totp
+from accounts import clock, signin, terms, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP
 from blueprints.extensions import limiter
@@ -65,7 +65,7 @@ def choose_view(user):
         return render("portal/twostep_choose.html", error=None)
     method = request.form.get("method")
     if method in (MAIL_OTP, TOTP):
-        audit.record(user, "twostep_method_chosen", target_user=user, new=method, ip=client_ip())
+        ts.method_chosen(user, method, ip=client_ip())
     if method == MAIL_OTP:
         flow.update(setup=MAIL_OTP, totp_secret=None)
         ts.send_mail_otp(user, config=current_app.config, force=False, ip=client_ip())
