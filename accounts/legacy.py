@@ -1,4 +1,5 @@
-"""The legacy Login Portal's domain: sign-in with legacy hashes, the identity pop-up, its confirmation.
+"""The legacy Login Portal's domain: when it is open (``signin_open``, ``popup_open``: by phase),
+sign-in with legacy hashes, the identity pop-up, its confirmation (with the console's field rules).
 
 Legacy password hashes come from the export in one of three formats (argon2, bcrypt, Werkzeug's
 ``method$salt$hash``); anything else, or no hash, cannot sign in. An unknown login ID and a wrong

@@ -1,6 +1,7 @@
-"""What a signed-in user changes about themselves from the profile: the e-mail address (confirmed
-by a link to the new address, the old one told), and the re-check of the current two-step method
-before it may be changed (SPEC 11.1)."""
+"""What a signed-in user changes about themselves: the e-mail address (confirmed by a link to the
+new address, the old one told), the current-password re-check before a password change, the
+re-check of the current two-step method before it may be changed (SPEC 11.1), and the saved
+language (staff too)."""
 from flask_babel import lazy_gettext as _l
 
 from . import audit, outbox, passwords, sessions, tokens

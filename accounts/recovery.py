@@ -1,7 +1,9 @@
-"""The password-reset mail (also the first-login link): token and mail written in one transaction.
+"""The password-reset link (also the first-login link): sending it (token and mail written in one
+transaction) and using it (token consumed and password set in one transaction).
 
-Used by the portal's reset request (after a successful identity check), the console's "send reset
-link" and the legacy pop-up. The link is ``<base>/<portal>/password/reset/<token>``.
+Sent by the worker after a matching reset request, the console's "send reset link" and the legacy
+pop-up; never to a migrated user before the period. The link is
+``<base>/<portal>/password/reset/<token>``.
 """
 from . import audit, outbox, period, signin, tokens
 from .db import database

@@ -1,4 +1,5 @@
-"""Server-side sessions (SPEC 11.5): the rows behind the session cookie, and ending them.
+"""Server-side sessions (SPEC 11.5): the rows behind the session cookie, and ending them (an
+account's own "sign out there / everywhere else" audited here, for portal users and staff alike).
 
 The cookie holds a random key; the row holds its SHA-256, the principal (``u:<id>`` for a portal
 user, ``s:<id>`` for staff), the session's data, when it started and was last seen, and the

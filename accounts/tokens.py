@@ -1,5 +1,7 @@
 """Single-use, expiring link tokens (password reset / first login, e-mail change).
 
+A link works only on the portal of the user it was made for (``check(..., portal=)``).
+
 Only a SHA-256 of the token is stored; a newer token of the same purpose voids the older ones;
 a token works once. Used by the portal's reset request, the console's "send reset link", the
 legacy pop-up's first-login link and the e-mail change confirmation.

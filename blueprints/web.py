@@ -1,4 +1,6 @@
-"""Small helpers every blueprint shares: htmx-aware rendering, safe redirects, request facts."""
+"""Small helpers every blueprint shares: htmx-aware rendering, safe redirects, request facts
+(client address, ``BASE_URL``), the footer's facts, and the messages of field rules that several
+areas' forms show."""
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, render_template, request
