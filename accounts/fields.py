@@ -7,6 +7,8 @@ imported=True)``.) The phone rule has its own module, accounts/phones.py.
 """
 import re
 
+from .phones import phone_digit
+
 MAX_EMAIL = 254
 # Half-width (ASCII) addresses, as Japanese carriers' mail systems take them; dots may repeat in
 # the local part (some Japanese mobile addresses have them).
@@ -60,6 +62,29 @@ def login_id_problem(value: str, *, current: str | None = None, max_length: int 
     if len(value) < MIN_LOGIN_ID or not LOGIN_ID_CHARS_RE.fullmatch(value):
         return "invalid"
     return None
+
+
+def whole_number(text: str | None, max_digits: int = 18) -> int | None:
+    """A non-negative integer given as ASCII digits (an id or version from a form or a link), or
+    None. ``str.isdigit`` is not the test: it takes ² and ①, which ``int()`` then refuses."""
+    text = text if isinstance(text, str) else str(text if text is not None else "")
+    if not (0 < len(text) <= max_digits and text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def typed_code(text: str | None, length: int = 6) -> str | None:
+    """A one-time code (Mail OTP, TOTP) as typed, in ASCII digits; None unless it is ``length`` digits.
+
+    Blanks are dropped; a digit is the phone rule's (accounts.phones): full-width ０-９ count, as a
+    Japanese input method types them, ² and ① do not. Both methods and every form use this, so a
+    code is never read one way by TOTP and another by Mail OTP.
+    """
+    chars = [c for c in (text or "")[:64] if not c.isspace()]
+    if len(chars) != length:
+        return None
+    digits = [phone_digit(c) for c in chars]
+    return None if None in digits else "".join(digits)
 
 
 def mask_email(address: str) -> str:

@@ -6,7 +6,7 @@ query carries accounts.scope's condition, and a user out of scope answers 404 li
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import console, diagnosis, period, scope, search
+from accounts import console, diagnosis, fields, period, scope, search
 from accounts.clock import format_jst, utcnow
 from accounts.models import AuditEntry, LegacyAccount, Mail, MailAttempt, TrustedBrowser
 from blueprints.web import LOGIN_ID_FORMAT_ERROR, base_url, client_ip, is_htmx, render
@@ -139,8 +139,8 @@ def _field_or_404(field):
 
 def _page_version(user) -> int:
     """The version the page was loaded with (kept in links and forms), else the current one."""
-    raw = request.values.get("version", "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else user.version
+    version = fields.whole_number(request.values.get("version"), max_digits=9)
+    return user.version if version is None else version
 
 
 @bp.get("/users/<int:user_id>/fields/<field>")

@@ -21,7 +21,7 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 
-from accounts import legacy, period, tickets
+from accounts import fields, legacy, period, tickets
 from accounts.models import LegacyAccount
 from blueprints.extensions import limiter
 from blueprints.web import LOGIN_ID_FORMAT_ERROR, client_ip, is_htmx, render
@@ -154,7 +154,7 @@ def choose():
         return redirect(url_for("legacy.index"), 303)
     error = None
     if request.method == "POST":
-        picked = request.form.get("account", type=int)
+        picked = fields.whole_number(request.form.get("account"))
         if picked in ids:
             session.pop("legacy_candidates", None)
             session["legacy_account_id"] = picked

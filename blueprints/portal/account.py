@@ -191,7 +191,7 @@ def twostep_change_view():
     if not code or len(code) > 40:
         return _recheck_page(user, _("Enter the code of your current two-step verification."), status=422)
     ok = False
-    if len(code) == 6 and code.isdigit():
+    if fields.typed_code(code) is not None:
         if user.twostep_method == TOTP:
             ok = ts.verify_totp(user, code, ip=client_ip())
         elif user.twostep_method == MAIL_OTP:
@@ -246,7 +246,7 @@ def switch_totp_view():
     if request.method != "POST" or request.form.get("start") == "1":
         return page()
     code = (request.form.get("code") or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if fields.typed_code(code) is None:
         return page(_("Enter the 6-digit code that your authenticator app shows."), 422)
     if not ts.confirm_totp(user, secret, code, ip=client_ip()):
         return page(_("The code is not correct. Check that the app shows this account and that the "
@@ -275,7 +275,7 @@ def switch_mail_view():
         ts.send_mail_otp(user, config=current_app.config, force=True, ip=client_ip())
         return page(notice=_("A one-time password was sent."))
     code = (request.form.get("code") or "").strip()
-    if len(code) != ts.OTP_DIGITS or not code.isdigit():
+    if fields.typed_code(code, ts.OTP_DIGITS) is None:
         return page(_("The one-time password is 6 digits (0-9)."), status=422)
     outcome, left = ts.verify_mail_otp(user, code, config=current_app.config, ip=client_ip())
     if outcome != ts.CODE_OK:

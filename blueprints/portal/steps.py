@@ -5,7 +5,7 @@ pass that method or a backup code (SPEC 11.1)."""
 from flask import current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import clock, signin, terms, totp
+from accounts import clock, fields, signin, terms, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP
 from blueprints.extensions import limiter
@@ -112,7 +112,7 @@ def _mail_otp(user, setup: bool):
     if not code:
         return _mail_page(user, setup=setup, error=_("Enter the one-time password from the mail."),
                           status=422)
-    if len(code) != ts.OTP_DIGITS or not code.isdigit():
+    if fields.typed_code(code, ts.OTP_DIGITS) is None:
         return _mail_page(user, setup=setup, status=422,
                           error=_("The one-time password is 6 digits (0-9)."))
     outcome, left = ts.verify_mail_otp(user, code, config=current_app.config, ip=client_ip())
@@ -179,7 +179,7 @@ def totp_setup_view(user):
     if locked:
         return _totp_setup_page(user, secret, action=action, error=locked, status=429)
     code = (request.form.get("code") or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if fields.typed_code(code) is None:
         return _totp_setup_page(user, secret, action=action, status=422,
                                 error=_("Enter the 6-digit code that your authenticator app shows."))
     if not ts.confirm_totp(user, secret, code, ip=client_ip()):
@@ -219,7 +219,7 @@ def totp_view(user):
     if locked:
         return _totp_page(locked, 429)
     code = (request.form.get("code") or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if fields.typed_code(code) is None:
         return _totp_page(_("Enter the 6-digit code that your authenticator app shows."), 422)
     if not ts.verify_totp(user, code, ip=client_ip()):
         _count_failure(user, "wrong TOTP code")

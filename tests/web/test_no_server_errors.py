@@ -127,3 +127,23 @@ def test_no_post_answers_a_server_error_to_empty_or_odd_input(make_app, db, junk
                     f"{who_name} {junk!r} {url} {headers}: {r.status_code}"
                 checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize("number", ["²", "①", "４２", "-1", "9" * 40])
+def test_numbers_in_links_written_with_other_digits_answer_no_server_error(make_app, db, number):
+    """Ids, versions and page marks in query strings (``after``, ``before``, ``version``, ``user``...)
+    go through accounts.fields.whole_number: ² or ① would pass str.isdigit and then break int()."""
+    app = make_app(RATELIMIT_ENABLED=False)
+    load_demo()
+    query = "&".join(f"{name}={number}" for name in ("after", "before", "version", "user", "contract",
+                                                      "page", "id", "staff", "terms"))
+    rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint != "static"]
+    client = app.test_client()
+    sign_in(client, _principals()["operator"])
+    for rule in rules:
+        url = f"{_url(rule)}?{query}"
+        for headers in ({}, {"HX-Request": "true"}):
+            r = client.get(url, headers=headers)
+            r.get_data()
+            r.close()
+            assert r.status_code < 500, f"{url} {headers}: {r.status_code}"
