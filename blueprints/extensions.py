@@ -11,3 +11,9 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 mail = Mail()
 limiter = Limiter(key_func=get_remote_address, default_limits=[], strategy="fixed-window")
+
+
+def failed(response) -> bool:
+    """``deduct_when`` of the per-account limits: they count failed attempts (an answer of 400 or
+    more), never the owner's successful ones (SPEC 11.4)."""
+    return response.status_code >= 400

@@ -13,6 +13,13 @@ from accounts import fields
 LOGIN_ID_FORMAT_ERROR = _l("A login ID is %(min)d-%(max)d half-width characters: letters, digits and "
                            "%(symbols)s", min=fields.MIN_LOGIN_ID, max=fields.MAX_LOGIN_ID,
                            symbols=" ".join(fields.LOGIN_ID_SYMBOLS))
+# The messages of accounts.console.validate's codes that the legacy pop-up shares with the console.
+FIELD_RULE_ERRORS = {
+    "login_id_format": LOGIN_ID_FORMAT_ERROR,
+    "name_format": _l("The name may not hold control characters or be longer than 255 characters."),
+    "name_edge_space": _l("The name may not start or end with a space."),
+    "phone_format": _l("Enter 4-32 digits (hyphens and spaces are removed)."),
+}
 
 
 def is_htmx() -> bool:

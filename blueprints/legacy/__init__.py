@@ -24,7 +24,7 @@ from flask_babel import lazy_gettext as _l
 from accounts import fields, legacy, period, tickets
 from accounts.models import LegacyAccount
 from blueprints.extensions import limiter
-from blueprints.web import LOGIN_ID_FORMAT_ERROR, client_ip, is_htmx, render
+from blueprints.web import FIELD_RULE_ERRORS, client_ip, is_htmx, render
 from blueprints.web import base_url as web_base_url
 
 bp = Blueprint("legacy", __name__, url_prefix="/legacy")
@@ -40,18 +40,18 @@ EMAIL_ERRORS = {
 LOGIN_ID_ERRORS = {
     "required": _l("Enter the login ID."),
     "too_long": _l("The login ID is too long."),
-    "invalid": LOGIN_ID_FORMAT_ERROR,
+    "invalid": FIELD_RULE_ERRORS["login_id_format"],
     "taken": _l("This login ID is already used in the new portal. Choose another one."),
 }
 # Name and phone (Business Portal users): the console's validation and its messages' meaning.
 NAME_ERRORS = {
     "required": _l("Enter your name."),
-    "name_format": _l("The name may not hold control characters or be longer than 255 characters."),
-    "name_edge_space": _l("The name may not start or end with a space."),
+    "name_format": FIELD_RULE_ERRORS["name_format"],
+    "name_edge_space": FIELD_RULE_ERRORS["name_edge_space"],
 }
 PHONE_ERRORS = {
     "required": _l("Enter your phone number."),
-    "phone_format": _l("Enter 4-32 digits (hyphens and spaces are removed)."),
+    "phone_format": FIELD_RULE_ERRORS["phone_format"],
 }
 TICKET_ERRORS = {
     "subject": {"required": _l("Enter a subject."),

@@ -14,7 +14,7 @@ from blueprints.extensions import limiter
 from blueprints.sessions import current_session_id
 from blueprints.web import base_url, client_ip, render
 
-from .auth import MAX_PASSWORD, password_errors, rules_for
+from .auth import MAX_PASSWORD, faq_url_for, password_errors, rules_for
 from .guard import portal_login_required, portal_user
 
 SERVICE_STATES = {
@@ -34,8 +34,7 @@ def dashboard_view():
 
     return render("portal/dashboard.html", user=user, services=services, states=SERVICE_STATES,
                   console=scope.role_of(user) is not None, help=help_contacts(user),
-                  faq_url=current_app.config["FAQ_URL"] if user.portal == "business"
-                  else current_app.config.get("FAQ_URL_SDPF"))
+                  faq_url=faq_url_for(user.portal))
 
 
 def _live_sessions(user):

@@ -12,7 +12,7 @@ from flask_login import logout_user
 from accounts import fields, identity, identity_requests, passwords, period, recovery, signin, tokens, twostep
 from accounts.db import database
 from accounts.models import BUSINESS
-from blueprints.extensions import limiter
+from blueprints.extensions import failed, limiter
 from blueprints.web import client_ip, render, safe_next
 
 from . import flow
@@ -44,11 +44,6 @@ def _account_key() -> str:
     return f"acct:{g.portal}:{(request.form.get('login_id') or '').strip().lower()[:MAX_LOGIN_ID]}"
 
 
-def _failed(response) -> bool:
-    """Per-account limits count failed attempts, never the owner's successful ones (SPEC 11.4)."""
-    return response.status_code >= 400
-
-
 def rules_for(portal: str, password: str) -> list[dict]:
     return [{"key": r.key, "ok": r.ok, "label": RULE_LABELS[r.key]}
             for r in passwords.check_policy(portal, password)]
@@ -76,7 +71,7 @@ def password_errors(portal: str, password: str, confirm: str | None) -> dict:
 
 
 @limiter.limit("10/minute", methods=["POST"])
-@limiter.limit("10/minute", key_func=_account_key, methods=["POST"], deduct_when=_failed)
+@limiter.limit("10/minute", key_func=_account_key, methods=["POST"], deduct_when=failed)
 def signin_view():
     portal = g.portal
     if request.method != "POST":

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from accounts import clock, fields, signin, terms, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP
-from blueprints.extensions import limiter
+from blueprints.extensions import failed, limiter
 from blueprints.web import client_ip, render
 
 from . import flow
@@ -19,15 +19,10 @@ def _code_key() -> str:
     return f"code:{data.get('uid', 'none')}"
 
 
-def _failed(response) -> bool:
-    """Rate limits on code entry count failures only, never the owner's right code (SPEC 11.4)."""
-    return response.status_code >= 400
-
-
 def code_limits(view):
     """Per address and per pending account: 10 wrong codes a minute."""
-    view = limiter.limit("10/minute", key_func=_code_key, methods=["POST"], deduct_when=_failed)(view)
-    return limiter.limit("10/minute", methods=["POST"], deduct_when=_failed)(view)
+    view = limiter.limit("10/minute", key_func=_code_key, methods=["POST"], deduct_when=failed)(view)
+    return limiter.limit("10/minute", methods=["POST"], deduct_when=failed)(view)
 
 
 def _count_failure(user, reason: str) -> None:
