@@ -4,8 +4,6 @@ Every function takes the acting principal and checks accounts.scope itself (the 
 but the domain must not depend on that), writes its audit entry and mails in the same transaction
 as the change, and never sets or shows a password.
 """
-import unicodedata
-
 from peewee import IntegrityError
 
 from . import audit, fields, lockout, outbox, period, phones, scope, sessions, tokens
@@ -83,7 +81,7 @@ def validate(user: User, field: str, value: str) -> str | None:
     if field == "name":
         if not value.strip():
             return "required"
-        if len(value) > 255 or any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        if len(value) > 255 or fields.holds_control_characters(value):
             return "name_format"
         if value != value.strip():
             return "name_edge_space"

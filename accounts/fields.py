@@ -6,6 +6,7 @@ it was, see ``accounts.migration.is_valid_email``; its login-ID rule is ``login_
 imported=True)``.) The phone rule has its own module, accounts/phones.py.
 """
 import re
+import unicodedata
 
 from .phones import phone_digit
 
@@ -71,6 +72,12 @@ def whole_number(text: str | None, max_digits: int = 18) -> int | None:
     if not (0 < len(text) <= max_digits and text.isascii() and text.isdigit()):
         return None
     return int(text)
+
+
+def holds_control_characters(text: str) -> bool:
+    """Whether a one-line display value (a person's or a contract's name) holds a control or
+    format character (Unicode Cc, Cf: line breaks, tabs, zero-width and direction marks)."""
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
 
 
 def typed_code(text: str | None, length: int = 6) -> str | None:
