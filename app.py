@@ -244,13 +244,12 @@ def create_app(config: dict | None = None) -> Flask:
 
 @login_manager.user_loader
 def _load_principal(identity: str):
-    from accounts.models import Staff, User
+    from accounts import fields
+    from accounts.models import principal_model
 
     kind, _, raw = identity.partition(":")
-    if not raw.isdigit():
-        return None
-    model = {"u": User, "s": Staff}.get(kind)
-    if model is None:
+    model = principal_model(kind)
+    if model is None or fields.whole_number(raw) is None:
         return None
     principal = model.get_or_none(model.id == int(raw))
     # An account disabled while signed in is signed out at its next request.

@@ -40,6 +40,23 @@ class BaseModel(Model):
         legacy_table_names = False
 
 
+class Principal:
+    """Flask-Login's protocol for the two kinds of account that sign in (User, Staff), duck-typed so
+    that the domain does not import Flask. The session identity is ``<KIND>:<id>``: a portal user
+    and a staff account never collide (accounts.sessions keys session rows by it)."""
+
+    KIND = ""
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return not self.disabled
+
+    def get_id(self) -> str:
+        return f"{self.KIND}:{self.id}"
+
+
 class Contract(BaseModel):
     """A customer contract, identified by its ECID. A parent contract has no parent."""
 
@@ -81,8 +98,10 @@ class Service(BaseModel):
         indexes = ((("contract", "name"), True),)
 
 
-class User(BaseModel):
+class User(Principal, BaseModel):
     """An account of one of the two new portals."""
+
+    KIND = "u"
 
     id = BigAutoField()
     portal = CharField(max_length=8)
@@ -134,18 +153,6 @@ class User(BaseModel):
     @property
     def first_login_done(self) -> bool:
         return self.first_login_done_at is not None
-
-    # Flask-Login's protocol, duck-typed so that the domain does not import Flask. Session
-    # identities are prefixed so that a portal user and a staff account never collide.
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return not self.disabled
-
-    def get_id(self) -> str:
-        return f"u:{self.id}"
 
     def is_locked(self, now=None) -> bool:
         return self.locked_until is not None and self.locked_until > (now or utcnow())
@@ -306,8 +313,10 @@ class Ticket(BaseModel):
         indexes = ((("user", "created_at"), False),)
 
 
-class Staff(BaseModel):
+class Staff(Principal, BaseModel):
     """Carrier staff (operator, helpdesk). A different kind of account from portal users."""
+
+    KIND = "s"
 
     id = AutoField()
     login_id = CharField(max_length=255)
@@ -326,19 +335,14 @@ class Staff(BaseModel):
     created_at = DateTimeField(default=utcnow)
     last_login_at = DateTimeField(null=True)
 
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return not self.disabled
-
-    def get_id(self) -> str:
-        return f"s:{self.id}"
-
     @classmethod
     def by_login_id(cls, login_id: str):
         return cls.get_or_none(cls.login_id_key == login_id.lower())
+
+
+def principal_model(kind: str):
+    """The model whose session identities start with ``kind`` ("u" / "s"), or None."""
+    return {User.KIND: User, Staff.KIND: Staff}.get(kind)
 
 
 class Mail(BaseModel):

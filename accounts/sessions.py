@@ -27,11 +27,7 @@ def new_key() -> str:
 
 def principal_key(who) -> str | None:
     """``u:<id>`` / ``s:<id>`` for a User or a Staff row (the Flask-Login identity)."""
-    if isinstance(who, User):
-        return f"u:{who.id}"
-    if isinstance(who, Staff):
-        return f"s:{who.id}"
-    return None
+    return who.get_id() if isinstance(who, (User, Staff)) else None
 
 
 def is_live(row: WebSession, *, idle_minutes: int, max_hours: int, now=None) -> bool:
