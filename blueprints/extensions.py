@@ -1,4 +1,5 @@
-"""Flask extensions, created once and bound in create_app()."""
+"""Flask extensions, created once and bound in create_app(), and the rate limits' one rule on what
+they count (``failed``)."""
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
