@@ -45,7 +45,7 @@ def _console_context():
 
 
 # Area modules register their routes on bp when imported.
-AREA_MODULES = ("auth", "users", "progress", "audit", "settings", "notices")
+AREA_MODULES = ("auth", "users", "progress", "audit", "settings", "notices", "bulk")
 
 import importlib  # noqa: E402
 
