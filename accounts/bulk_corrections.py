@@ -384,22 +384,27 @@ def apply(principal, upload_id, *, ip=None, budget_seconds: float | None = None)
     if upload.state == PREVIEWED:
         (BulkUpload.update(state=APPLYING, apply_started_at=utcnow())
          .where((BulkUpload.id == upload.id) & (BulkUpload.state == PREVIEWED)).execute())
-    after = 0
+    after = 0  # keyset: each batch starts after the last row tried
     while True:
-        batch = list(BulkRow.select()
-                     .where((BulkRow.upload == upload.id) & (BulkRow.status == CHANGE)
-                            & BulkRow.result.is_null() & (BulkRow.line > after))
-                     .order_by(BulkRow.line).limit(200))
-        if not batch:
-            (BulkUpload.update(state=DONE, applied_at=utcnow())
-             .where((BulkUpload.id == upload.id) & (BulkUpload.state != DONE)).execute())
-            break
+        batch = list(_pending(upload).where(BulkRow.line > after).order_by(BulkRow.line).limit(200))
         for row in batch:
             _apply_row(principal, upload, row, ip)
             after = row.line
             if deadline is not None and time.monotonic() >= deadline:
-                return progress(BulkUpload.get_by_id(upload.id))
+                break
+        if not batch or not _pending(upload).exists():
+            (BulkUpload.update(state=DONE, applied_at=utcnow())
+             .where((BulkUpload.id == upload.id) & (BulkUpload.state != DONE)).execute())
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
     return progress(BulkUpload.get_by_id(upload.id))
+
+
+def _pending(upload: BulkUpload):
+    """Rows that would change and have no result yet (a row being applied has one)."""
+    return BulkRow.select().where((BulkRow.upload == upload.id) & (BulkRow.status == CHANGE)
+                                  & BulkRow.result.is_null())
 
 
 _COUNTER = {APPLIED: BulkUpload.rows_applied, STALE: BulkUpload.rows_stale,
