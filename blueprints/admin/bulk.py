@@ -98,7 +98,7 @@ def cell_message(column: str, error: list) -> str:
 
 
 def result_message(row) -> str:
-    if row.result is None or row.result == "applying":
+    if row.result is None:
         return ""
     if row.result == bulk.REFUSED:
         field, _, code = (row.result_detail or "").partition(":")
@@ -252,7 +252,7 @@ def bulk_csv(upload_id):
                 row.status, row.changes,
                 "; ".join(f"{COLUMN_LABELS.get(col, col)}: {cell_message(col, err)}"
                           for col, err in errors.items()),
-                row.result if row.result != "applying" else "", result_message(row),
+                row.result or "", result_message(row),
                 format_jst(row.applied_at, True) if row.applied_at else "",
             ]
 

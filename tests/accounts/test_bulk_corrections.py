@@ -365,17 +365,31 @@ def test_the_principals_scope_is_checked_again_at_apply(tree, tmp_path):
 
 
 def test_applying_again_or_uploading_the_same_file_again_changes_nothing(tree, tmp_path):
-    text = "login_id,new_email,name\r\nuser-a,new-a@example.jp,新しい名前\r\nuser-b,,花子\r\n"
+    text = ("login_id,new_email,new_login_id,name\r\nuser-a,new-a@example.jp,,新しい名前\r\n"
+            "user-b,,,花子\r\nuser-p,p2@example.jp,user-p-renamed,\r\n")
     upload = _preview(tree.parent_admin, tmp_path, text)
     bulk.apply(tree.parent_admin, upload.id)
+    assert User.get_by_id(tree.p.id).login_id == "user-p-renamed"
     counts = (AuditEntry.select().count(), Mail.select().count())
     versions = {u.id: u.version for u in User.select()}
     assert bulk.apply(tree.parent_admin, upload.id).done
     again = _preview(tree.parent_admin, tmp_path, text)
-    assert (again.rows_change, again.rows_unchanged, again.rows_error) == (0, 2, 0)
+    # The renamed user is recognised by its new login ID, since the row would change nothing.
+    assert (again.rows_change, again.rows_unchanged, again.rows_error) == (0, 3, 0)
+    assert _rows(again)[4].user_id == tree.p.id
     bulk.apply(tree.parent_admin, again.id)
     assert (AuditEntry.select().count(), Mail.select().count()) == counts
     assert {u.id: u.version for u in User.select()} == versions
+
+
+def test_a_row_naming_a_user_by_a_new_login_id_is_not_found_when_it_would_change_something(
+        tree, tmp_path):
+    upload = _preview(tree.parent_admin, tmp_path,
+                      "login_id,new_login_id,name\r\nold-name,user-b,別の名前\r\n"
+                      "old-name2,user-b,\r\n")
+    rows = _rows(upload)
+    assert _errors(rows[2]) == {"login_id": ["not_found"]} and rows[2].user_id is None
+    assert rows[3].status == "unchanged" and rows[3].user_id == tree.b.id
 
 
 def test_apply_in_time_boxed_steps_resumes_and_applies_each_row_once(tree, tmp_path):
@@ -398,8 +412,11 @@ def test_a_row_claimed_by_a_concurrent_apply_is_not_applied_twice(tree, tmp_path
     upload = _preview(tree.parent_admin, tmp_path, "login_id,name\r\nuser-a,新しい名前\r\n")
     row = _rows(upload)[2]
     assert bulk._apply_row(tree.parent_admin, upload, row, None) == "applied"
-    assert bulk._apply_row(tree.parent_admin, upload, row, None) is None
-    assert AuditEntry.select().count() == 1 and BulkUpload.get_by_id(upload.id).rows_applied == 1
+    assert bulk._apply_row(tree.parent_admin, upload, row, None) is None  # the second one rolls back
+    assert AuditEntry.select().count() == 1 and Mail.select().count() == 0
+    assert _rows(upload)[2].result == "applied"
+    assert bulk.apply(tree.parent_admin, upload.id).done
+    assert BulkUpload.get_by_id(upload.id).rows_applied == 1
 
 
 def test_a_row_that_fails_midway_leaves_nothing_half_written_and_is_retried(tree, tmp_path, monkeypatch):
