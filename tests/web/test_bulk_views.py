@@ -110,6 +110,10 @@ def test_a_body_over_the_applications_limit_gets_the_same_message(make_app, lang
     client.set_cookie("lang", lang)
     r = _upload(client, b"login_id,name\r\n" + b"x" * (3 * 1024 * 1024))
     assert r.status_code == 413 and text in r.get_data(as_text=True) and _nothing_written()
+    # Elsewhere in the console an oversized body stays a plain 413.
+    r = client.post("/admin/progress/ecid1000000002/remind", data=b"x" * (3 * 1024 * 1024),
+                    content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 413 and text not in r.get_data(as_text=True)
 
 
 def test_an_upload_without_the_csrf_token_is_refused(client, world):
