@@ -7,7 +7,7 @@ console's navigation with ``nav_item(endpoint, label, action, order)``.
 """
 from dataclasses import dataclass
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from accounts import period, scope
 
@@ -41,7 +41,16 @@ def _console_context():
     role = scope.role_of(who) if who is not None else None
     items = [i for i in NAV if role and scope.may(who, i.action)]
     return {"console_nav": items, "console_role": role, "console_principal": who if role else None,
-            "migration_phase": period.phase() if role else None, "visible_spaces": visible_spaces}
+            "migration_phase": _phase() if role else None, "visible_spaces": visible_spaces}
+
+
+def _phase():
+    """The migration phase, read once per request: every template rendered in a console request
+    runs this context processor, mails included (a bulk correction renders thousands)."""
+    cache = request.environ
+    if "console.migration_phase" not in cache:
+        cache["console.migration_phase"] = period.phase()
+    return cache["console.migration_phase"]
 
 
 # Area modules register their routes on bp when imported.

@@ -87,9 +87,12 @@ def _upload_or_404(upload_id):
         abort(404)
 
 
-def cell_message(column: str, error: list) -> str:
+def cell_message(error: list) -> str:
+    """The message of a cell's error ``[code, arguments...]`` in the reader's language."""
     code, *args = error
-    message = CELL_ERRORS.get(code, FIELD_ERRORS["required"])
+    message = CELL_ERRORS.get(code)
+    if message is None:
+        return code
     if code in ("duplicate", "duplicate_new_login_id"):
         return message % {"line": args[0]}
     if code == "too_many_fields":
@@ -121,12 +124,12 @@ def _display(row) -> dict:
             new = console.clean(field, given)
         cells.append({"column": column, "field": field, "current": getattr(row, f"current_{field}"),
                       "new": new, "changed": field in changes, "given": given is not None,
-                      "error": cell_message(column, error) if error else None})
+                      "error": cell_message(error) if error else None})
     return {
         "row": row, "cells": cells,
-        "login_error": cell_message("login_id", errors["login_id"]) if "login_id" in errors else None,
-        "portal_error": cell_message("portal", errors["portal"]) if "portal" in errors else None,
-        "row_error": cell_message(bulk.ROW, errors[bulk.ROW]) if bulk.ROW in errors else None,
+        "login_error": cell_message(errors["login_id"]) if "login_id" in errors else None,
+        "portal_error": cell_message(errors["portal"]) if "portal" in errors else None,
+        "row_error": cell_message(errors[bulk.ROW]) if bulk.ROW in errors else None,
         "result": result_message(row),
     }
 
@@ -250,7 +253,7 @@ def bulk_csv(upload_id):
                 row.current_email, new["email"], row.current_login_id, new["login_id"],
                 row.current_name, new["name"], row.current_phone, new["phone"],
                 row.status, row.changes,
-                "; ".join(f"{COLUMN_LABELS.get(col, col)}: {cell_message(col, err)}"
+                "; ".join(f"{COLUMN_LABELS.get(col, col)}: {cell_message(err)}"
                           for col, err in errors.items()),
                 row.result or "", result_message(row),
                 format_jst(row.applied_at, True) if row.applied_at else "",
