@@ -9,6 +9,9 @@ import datetime
 import smtplib
 import socket
 import uuid
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
 
 from .clock import utcnow
 from .db import database
@@ -19,9 +22,24 @@ RETRY_DELAYS = (30, 60, 120, 300, 600, 1800, 3600, 7200)
 LEASE_SECONDS = 120
 
 
+class HeaderInjection(ValueError):
+    """A subject or an address with a line break: it could add headers to the mail (SPEC 11.6)."""
+
+
+def check_header(value: str, what: str) -> str:
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise HeaderInjection(f"{what} holds a line break")
+    return value
+
+
 def enqueue(*, recipient: str, subject: str, body_text: str, body_html: str | None = None,
             kind: str, user=None, domain: str = "portal.local") -> Mail:
-    """Write one mail to the outbox. Call inside the transaction of the change that causes it."""
+    """Write one mail to the outbox. Call inside the transaction of the change that causes it.
+
+    A subject or recipient with a line break is refused here (``HeaderInjection``): callers
+    that take them from a form check them first and answer next to the field."""
+    check_header(subject, "subject")
+    check_header(recipient, "recipient")
     return Mail.create(
         message_id=f"<{uuid.uuid4().hex}@{domain}>",
         kind=kind,
@@ -96,6 +114,22 @@ def _decode(answer) -> str:
     return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
 
 
+def build_message(m: Mail, sender: str) -> bytes:
+    """The mail as sent: built by the standard library's ``email`` package with the SMTP policy,
+    never by joining header strings, so a header value can never start a new header (a value
+    with a line break raises ValueError)."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = m.subject
+    msg["From"] = sender
+    msg["To"] = m.recipient
+    msg["Date"] = format_datetime(m.created_at.replace(tzinfo=datetime.UTC))
+    msg["Message-ID"] = m.message_id
+    msg.set_content(m.body_text)
+    if m.body_html:
+        msg.add_alternative(m.body_html, subtype="html")
+    return msg.as_bytes()
+
+
 def deliver_due(mail_ext, sender: str, limit: int = 100, now: datetime.datetime | None = None) -> dict:
     """Send due mails through a Flask-Mail ``Mail`` extension; return counts of what happened.
 
@@ -103,8 +137,6 @@ def deliver_due(mail_ext, sender: str, limit: int = 100, now: datetime.datetime 
     connection) schedules a retry with back-off; a permanent one (5xx) or exhausted retries
     marks it failed. Either way the server's answer is kept in ``MailAttempt``.
     """
-    from flask_mail import Message
-
     now = now or utcnow()
     counts = {"sent": 0, "retry": 0, "failed": 0}
     mails = _claim_due(limit, now)
@@ -121,11 +153,14 @@ def deliver_due(mail_ext, sender: str, limit: int = 100, now: datetime.datetime 
         return counts
     try:
         for m in mails:
-            msg = Message(subject=m.subject, recipients=[m.recipient], body=m.body_text,
-                          html=m.body_html, sender=sender)
-            msg.msgId = m.message_id
             try:
-                code, answer = _send(conn.host, sender, m.recipient, msg.as_bytes())
+                data = build_message(m, sender)
+            except ValueError as exc:  # a header with a line break: never sent
+                _record_failure(m, None, f"refused before sending: {exc}", permanent=True, now=now)
+                counts["failed"] += 1
+                continue
+            try:
+                code, answer = _send(conn.host, sender, m.recipient, data)
             except Exception as exc:
                 code, answer, permanent = _smtp_error(exc)
                 failed = _record_failure(m, code, answer, permanent=permanent, now=now)
