@@ -197,7 +197,6 @@ def main():
     args = parser.parse_args()
     if args.db.startswith("sqlite:///"):
         Path(args.db[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("SECRET_KEY", "bench")
     from bench_search import load, principals
 
     from accounts.db import database
@@ -205,8 +204,9 @@ def main():
     from accounts.schema import upgrade
     from app import create_app
 
-    app = create_app({"DATABASE_URL": args.db, "TESTING": True, "MAIL_SERVER": None,
-                      "RATELIMIT_ENABLED": False, "BASE_URL": "http://localhost"})
+    app = create_app({"APP_ENV": "development", "SECRET_KEY": "bench", "DATABASE_URL": args.db,
+                      "TESTING": True, "MAIL_SERVER": None, "RATELIMIT_ENABLED": False,
+                      "BASE_URL": "http://localhost"})
     database.connect(reuse_if_open=True)
     upgrade()
     database.connect(reuse_if_open=True)
