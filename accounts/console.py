@@ -173,6 +173,8 @@ def update_fields(principal, user_id, values: dict, version, *, ip=None, detail=
             if "email" in changed:
                 old, new = changed["email"]
                 tokens.void_all(fresh)
+                # SPEC 11.5: an e-mail change ends the account's sessions (the admin's is not one).
+                sessions.end_all(fresh)
                 for recipient in (old, new):
                     outbox.render_and_enqueue(
                         "email_changed", recipient=recipient, subject=_subject("email_changed"),
