@@ -242,8 +242,9 @@ def trusted_browser_valid(user: User, raw: str | None, *, now=None) -> bool:
             .exists())
 
 
-def is_trusted(user: User, raw: str | None, *, ip=None, now=None) -> bool:
-    """Whether this browser's cookie lets ``user`` skip the second step now."""
+def is_trusted(user: User, raw: str | None, *, ip=None, now=None, record: bool = True) -> bool:
+    """Whether this browser's cookie lets ``user`` skip the second step now (``record=False``:
+    the caller's own audit entry says so)."""
     if not raw or len(raw) > 100:
         return False
     now = now or utcnow()
@@ -254,7 +255,8 @@ def is_trusted(user: User, raw: str | None, *, ip=None, now=None) -> bool:
             .execute())
     if not used:
         return False
-    audit.record(user, "trusted_browser_used", target_user=user, ip=ip)
+    if record:
+        audit.record(user, "trusted_browser_used", target_user=user, ip=ip)
     return True
 
 

@@ -104,9 +104,9 @@ def signin_view():
     # One transaction for the rest of the sign-in (trusted browser, completion, audit): one commit.
     with database.atomic():
         trusted = (flow.has_method(user) and user.first_login_done
-                   and twostep.is_trusted(user, trusted_token, ip=client_ip()))
+                   and twostep.is_trusted(user, trusted_token, ip=client_ip(), record=False))
         flow.start(user, next_url, second_done=trusted)
-        return flow.after_password(user)
+        return flow.after_password(user, trusted)
 
 
 def signout_view():
