@@ -2,7 +2,7 @@
 
 Times are stored as naive UTC datetimes; screens show them in JST (accounts.clock).
 
-Why one module of ~450 lines: the models are the schema, and the schema is one thing:
+Why one long module: the models are the schema, and the schema is one thing:
 tests/accounts/test_schema.py compares ``ALL_MODELS`` with what the numbered migrations build, and
 a reader checks a foreign key or an index against its target here without changing file. There
 are no rules in it beyond a query per class method; the rules live in the modules that use them.
