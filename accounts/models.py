@@ -1,10 +1,16 @@
 """peewee models for the whole product, with the query class methods the views and commands use.
 
 Times are stored as naive UTC datetimes; screens show them in JST (accounts.clock).
+
+Why one long module: the models are the schema, and the schema is one thing:
+tests/accounts/test_schema.py compares ``ALL_MODELS`` with what the numbered migrations build, and
+a reader checks a foreign key or an index against its target here without changing file. There
+are no rules in it beyond a query per class method; the rules live in the modules that use them.
 """
 from peewee import (
     AutoField,
     BigAutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DateTimeField,
@@ -33,6 +39,23 @@ class BaseModel(Model):
     class Meta:
         database = database
         legacy_table_names = False
+
+
+class Principal:
+    """Flask-Login's protocol for the two kinds of account that sign in (User, Staff), duck-typed so
+    that the domain does not import Flask. The session identity is ``<KIND>:<id>``: a portal user
+    and a staff account never collide (accounts.sessions keys session rows by it)."""
+
+    KIND = ""
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return not self.disabled
+
+    def get_id(self) -> str:
+        return f"{self.KIND}:{self.id}"
 
 
 class Contract(BaseModel):
@@ -76,8 +99,10 @@ class Service(BaseModel):
         indexes = ((("contract", "name"), True),)
 
 
-class User(BaseModel):
+class User(Principal, BaseModel):
     """An account of one of the two new portals."""
+
+    KIND = "u"
 
     id = BigAutoField()
     portal = CharField(max_length=8)
@@ -129,18 +154,6 @@ class User(BaseModel):
     @property
     def first_login_done(self) -> bool:
         return self.first_login_done_at is not None
-
-    # Flask-Login's protocol, duck-typed so that the domain does not import Flask. Session
-    # identities are prefixed so that a portal user and a staff account never collide.
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return not self.disabled
-
-    def get_id(self) -> str:
-        return f"u:{self.id}"
 
     def is_locked(self, now=None) -> bool:
         return self.locked_until is not None and self.locked_until > (now or utcnow())
@@ -301,8 +314,10 @@ class Ticket(BaseModel):
         indexes = ((("user", "created_at"), False),)
 
 
-class Staff(BaseModel):
+class Staff(Principal, BaseModel):
     """Carrier staff (operator, helpdesk). A different kind of account from portal users."""
+
+    KIND = "s"
 
     id = AutoField()
     login_id = CharField(max_length=255)
@@ -321,19 +336,14 @@ class Staff(BaseModel):
     created_at = DateTimeField(default=utcnow)
     last_login_at = DateTimeField(null=True)
 
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return not self.disabled
-
-    def get_id(self) -> str:
-        return f"s:{self.id}"
-
     @classmethod
     def by_login_id(cls, login_id: str):
         return cls.get_or_none(cls.login_id_key == login_id.lower())
+
+
+def principal_model(kind: str):
+    """The model whose session identities start with ``kind`` ("u" / "s"), or None."""
+    return {User.KIND: User, Staff.KIND: Staff}.get(kind)
 
 
 class Mail(BaseModel):
@@ -443,9 +453,74 @@ class IdentityRequest(BaseModel):
         indexes = ((("processed_at", "id"), False),)
 
 
+class BulkUpload(BaseModel):
+    """A CSV of corrections uploaded to the console (SPEC 14), kept so that its preview pages,
+    survives a reload and is applied later. It belongs to the principal who uploaded it."""
+
+    id = BigAutoField()
+    owner_kind = CharField(max_length=8)  # user | staff (accounts.audit.actor_fields)
+    owner_id = BigIntegerField()
+    created_at = DateTimeField(default=utcnow)
+    file_name = CharField(max_length=255)
+    encoding = CharField(max_length=16)
+    columns = CharField(max_length=255)  # the file's columns in file order, comma separated
+    # Counts of the preview (rows that will change, are unchanged, have errors).
+    rows_total = IntegerField(default=0)
+    rows_change = IntegerField(default=0)
+    rows_unchanged = IntegerField(default=0)
+    rows_error = IntegerField(default=0)
+    state = CharField(max_length=12, default="previewed")  # previewed | applying | applied
+    apply_started_at = DateTimeField(null=True)
+    applied_at = DateTimeField(null=True)
+    # Counts of the apply, recomputed from the rows after each step.
+    rows_applied = IntegerField(default=0)
+    rows_stale = IntegerField(default=0)
+    rows_refused = IntegerField(default=0)  # refused at apply (e.g. login ID taken since), or gone
+
+    class Meta:
+        indexes = ((("owner_kind", "owner_id", "id"), False),)
+
+
+class BulkRow(BaseModel):
+    """One data row of a BulkUpload: the values given, what the user had at preview, the errors
+    per cell and, once applied, what happened."""
+
+    id = BigAutoField()
+    upload = ForeignKeyField(BulkUpload, backref="rows", on_delete="CASCADE")
+    line = IntegerField()  # the file line where the row starts (the header is line 1)
+    login_id = TextField()
+    portal = TextField(default="")  # as given; blank: decided by the login ID
+    # The corrections as given; None = blank cell or no such column (the value stays).
+    new_email = TextField(null=True)
+    new_login_id = TextField(null=True)
+    name = TextField(null=True)
+    phone = TextField(null=True)
+    # The user found at preview, its version then (stale rows are refused) and its values then.
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    user_version = IntegerField(null=True)
+    user_portal = CharField(max_length=8, null=True)
+    current_email = TextField(null=True)
+    current_login_id = TextField(null=True)
+    current_name = TextField(null=True)
+    current_phone = TextField(null=True)
+    status = CharField(max_length=10)  # change | unchanged | error
+    changes = CharField(max_length=64, default="")  # the fields that change, comma separated
+    errors = TextField(null=True)  # JSON: column -> [code, argument...]
+    result = CharField(max_length=10, null=True)  # applied | stale | refused | not_found
+    result_detail = TextField(null=True)  # refused: "field:code"
+    applied_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("upload", "line"), True),
+            (("upload", "status", "line"), False),
+        )
+
+
 ALL_MODELS = [
     Contract, Service, User, LegacyAccount, ResetToken, OneTimeCode, BackupCode, TrustedBrowser,
     TermsVersion, TermsAcceptance, MigrationPeriod, Ticket, Staff, Mail, MailAttempt, AuditEntry,
     WebSession, IdentityRequest, SiteSetting,
+    BulkUpload, BulkRow,
 ]
 

@@ -64,8 +64,8 @@ def send(principal, *, user_ids=(), contract_ids=(), base_url: str, ip=None) -> 
         raise NoticeError("no_period")
     if period.phase(period=current) == period.AFTER:
         raise NoticeError("after")
-    uids = [i for i in map(fields.row_id, user_ids) if i is not None]
-    cids = [i for i in map(fields.row_id, contract_ids) if i is not None]
+    uids = [n for n in map(fields.whole_number, user_ids) if n is not None]
+    cids = [n for n in map(fields.whole_number, contract_ids) if n is not None]
     if not uids and not cids:
         raise NoticeError("nobody")
     cond = User.id.in_(uids) if uids else None

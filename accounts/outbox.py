@@ -223,8 +223,3 @@ def _record_failure(m: Mail, code, answer: str, *, permanent: bool, now) -> bool
                      lease_until=None, next_attempt_at=now + datetime.timedelta(seconds=delay))
          .where(Mail.id == m.id).execute())
     return failed
-
-
-def delivery_state(mail: Mail) -> str:
-    """What the helpdesk sees: queued (not yet accepted by a server), sent, or failed."""
-    return mail.status

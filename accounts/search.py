@@ -52,7 +52,7 @@ class Query:
     @classmethod
     def from_args(cls, args) -> "Query":
         def _int(name):
-            return fields.row_id(args.get(name))
+            return fields.whole_number((args.get(name) or "").strip())
 
         def _choice(name, allowed):
             value = (args.get(name) or "").strip()

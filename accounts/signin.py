@@ -9,7 +9,7 @@ a temporary lock that someone else's wrong passwords caused; its own wrong passw
 """
 from dataclasses import dataclass
 
-from . import audit, lockout, passwords, sessions, twostep
+from . import audit, fields, lockout, passwords, sessions, twostep
 from .clock import utcnow
 from .db import database
 from .models import Contract, User
@@ -32,14 +32,15 @@ class SignIn:
 
 def verify_password(portal: str, login_id: str, password: str, *, threshold: int, ip=None,
                     now=None, trusted_token: str | None = None) -> SignIn:
-    """Check a login ID and password on a portal, with lockout; write the audit entry.
+    """Check a login ID and password on a portal, with lockout; refusals are audited here, the
+    success by the caller (``password_passed`` or ``complete_sign_in``: one entry per sign-in).
 
     ``trusted_token`` is the browser's trusted-browser cookie, if any: it lets the owner's
     remembered browser past a temporary lock (never past a hard lock).
     """
     now = now or utcnow()
     login_id = (login_id or "").strip()
-    user = User.by_login_id(portal, login_id) if 0 < len(login_id) <= 255 else None
+    user = User.by_login_id(portal, login_id) if 0 < len(login_id) <= fields.MAX_LOGIN_ID else None
     if user is None:
         passwords.hasher().burn(password)
         return SignIn(REFUSED, None, "unknown")
@@ -56,13 +57,24 @@ def verify_password(portal: str, login_id: str, password: str, *, threshold: int
     if user.disabled:
         audit.record(user, "signin_refused", target_user=user, ip=ip, detail="disabled")
         return SignIn(REFUSED, user, "disabled")
-    with database.atomic():
-        lockout.clear_password_failures(User, user)
-        if needs_rehash:
-            User.update(password_hash=passwords.hasher().hash(password)).where(User.id == user.id).execute()
-        audit.record(user, "signin_password_ok", target_user=user, ip=ip,
-                     detail="rehashed" if needs_rehash else None)
+    if user.failed_logins or user.locked_until is not None or needs_rehash:
+        with database.atomic():
+            lockout.clear_password_failures(User, user)
+            if needs_rehash:
+                User.update(password_hash=passwords.hasher().hash(password)).where(
+                    User.id == user.id).execute()
+                audit.record(user, "password_rehashed", target_user=user, ip=ip)
     return SignIn(OK, user, "")
+
+
+def signed_out(user: User, *, ip=None) -> None:
+    """The user signed out (the session row itself is ended by the web layer's session.clear())."""
+    audit.record(user, "signout", target_user=user, ip=ip)
+
+
+def password_passed(user: User, *, ip=None, detail: str | None = None) -> None:
+    """The audit entry of a password that passed while the second step is still to come."""
+    audit.record(user, "signin_password_ok", target_user=user, ip=ip, detail=detail)
 
 
 def register_failure(user: User, *, threshold: int, ip=None, now=None, reason="wrong password") -> None:
@@ -120,8 +132,9 @@ def set_password(user: User, new_password: str, *, actor, action: str, ip=None,
                      detail=f"trusted browsers revoked: {revoked}, sessions ended: {ended}")
 
 
-def complete_sign_in(user: User, *, ip=None, now=None) -> User:
-    """The whole sign-in is done; the first one also completes the first login.
+def complete_sign_in(user: User, *, ip=None, now=None, detail: str | None = None) -> User:
+    """The whole sign-in is done; the first one also completes the first login. ``detail`` says
+    how (e.g. "password + trusted browser" when one request did it all: one audit entry).
 
     The contract's progress counter moves in the same transaction, and only when this call is the
     one that set ``first_login_done_at`` (a concurrent double submit counts once).
@@ -137,7 +150,7 @@ def complete_sign_in(user: User, *, ip=None, now=None) -> User:
             Contract.update(users_first_login_done=Contract.users_first_login_done + 1).where(
                 Contract.id == user.contract_id).execute()
             audit.record(user, "first_login_done", target_user=user, ip=ip)
-        audit.record(user, "signin_completed", target_user=user, ip=ip)
+        audit.record(user, "signin_completed", target_user=user, ip=ip, detail=detail)
     user.last_login_at = now
     if first:
         user.first_login_done_at = now

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("APP_ENV", "development")  # benchmarks run the app as `make run` does
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -116,7 +117,7 @@ def main():
     from accounts.schema import upgrade
     from app import create_app
 
-    app = create_app({"DATABASE_URL": args.db, "TESTING": True, "MAIL_SERVER": None,
+    app = create_app({"APP_ENV": "development", "DATABASE_URL": args.db, "TESTING": True, "MAIL_SERVER": None,
                       "RATELIMIT_ENABLED": False, "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 8,
                       "ARGON2_PARALLELISM": 1})
     database.connect(reuse_if_open=True)

@@ -42,8 +42,8 @@ def _query():
         q = q.where(AuditEntry.action == f["action"])
     if f["actor"]:
         q = q.where(AuditEntry.actor_label.contains(f["actor"]))
-    if fields.row_id(f["user"]) is not None:
-        q = q.where(AuditEntry.target_user == fields.row_id(f["user"]))
+    if fields.whole_number(f["user"]) is not None:
+        q = q.where(AuditEntry.target_user == fields.whole_number(f["user"]))
     since, until = _date("since"), _date("until")
     if since:
         q = q.where(AuditEntry.at >= since)
@@ -58,7 +58,7 @@ def _query():
 @console_required(scope.READ)
 def audit_log():
     q, f = _query()
-    before = fields.row_id(request.args.get("before"))
+    before = fields.whole_number(request.args.get("before"))
     if before is not None:
         q = q.where(AuditEntry.id < before)
     entries = list(q.order_by(AuditEntry.id.desc()).limit(PAGE + 1))

@@ -29,7 +29,7 @@ ERRORS = {
 
 
 def _after(name="after"):
-    return fields.row_id(request.args.get(name))
+    return fields.whole_number(request.args.get(name), max_digits=11)
 
 
 @bp.get("/contracts")

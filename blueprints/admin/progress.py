@@ -18,7 +18,7 @@ PAGE = 50
 
 
 def _after():
-    return fields.row_id(request.args.get("after"))
+    return fields.whole_number(request.args.get("after"), max_digits=11)
 
 
 def _child_contracts(parent_ecid: str = ""):

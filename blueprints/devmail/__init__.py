@@ -12,7 +12,7 @@ PAGE_SIZE = 50
 @bp.get("/")
 def inbox():
     to = (request.args.get("to") or "").strip()
-    before = fields.row_id(request.args.get("before"))
+    before = fields.whole_number(request.args.get("before"))
     q = Mail.select().order_by(Mail.id.desc())
     if to:
         q = q.where(Mail.recipient == to)

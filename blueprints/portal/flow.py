@@ -79,10 +79,11 @@ def next_step(user: User) -> str | None:
     return None
 
 
-def advance(user: User):
+def advance(user: User, step: str | None = "?"):
     """Redirect to the next step; when none is left, finish the sign-in, but only from a POST
     (a GET that lands here is sent to the "continue" page, whose button posts)."""
-    step = next_step(user)
+    if step == "?":
+        step = next_step(user)
     if step is None:
         if request.method == "POST":
             return finish(user)
@@ -90,18 +91,23 @@ def advance(user: User):
     return redirect(url_for(f"{g.portal}.{step}"), 303)
 
 
-def after_password(user: User):
-    """The password was right (POST). When the second step is Mail OTP, this POST queues the
-    code (SPEC 11.2: opening the code page never sends one)."""
-    if next_step(user) == "mail_otp":
+def after_password(user: User, trusted: bool):
+    """The password was right (POST). A trusted browser with nothing else to do is signed in at
+    once (one audit entry for the whole sign-in). When the second step is Mail OTP, this POST
+    queues the code (SPEC 11.2: opening the code page never sends one)."""
+    step = next_step(user)
+    if step is None:
+        return finish(user, detail="password + trusted browser")
+    signin.password_passed(user, ip=client_ip(), detail="trusted browser" if trusted else None)
+    if step == "mail_otp":
         twostep.send_mail_otp(user, config=current_app.config, force=False, ip=client_ip())
-    return advance(user)
+    return advance(user, step)
 
 
-def finish(user: User):
+def finish(user: User, detail: str | None = None):
     data = pending() or {}
     target = safe_next(data.get("next"), url_for(f"{g.portal}.dashboard"))
-    user = signin.complete_sign_in(user, ip=client_ip())
+    user = signin.complete_sign_in(user, ip=client_ip(), detail=detail)
     session.clear()
     g.pop("csrf_token", None)
     login_user(user)

@@ -314,15 +314,3 @@ def test_a_nul_character_anywhere_is_refused_before_any_view(app):
         assert c.post("/business/signin", data=creds, headers={"User-Agent": "x\x00y"}).status_code == 400
         assert AuditEntry.select().count() == audit and IdentityRequest.select().count() == 2
         assert c.post("/business/signin", data=creds).status_code == 303  # the same form without NUL
-
-
-@pytest.mark.parametrize("raw, expected", [
-    ("42", 42), (" 7 ", 7), ("１２", 12), (42, 42), ("9" * 18, int("9" * 18)),
-    ("²", None), ("9" * 19, None), ("-1", None), ("1e3", None), ("", None), (None, None), ("0x10", None),
-])
-def test_a_row_id_from_a_form_or_query_is_decimal_digits_that_fit_a_column(raw, expected):
-    """"²" passed ``str.isdigit`` and then failed ``int`` (500), and a 30-digit number overflowed
-    SQLite (500): pages, check-box lists and filters now ignore both."""
-    from accounts.fields import row_id
-
-    assert row_id(raw) == expected
