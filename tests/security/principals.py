@@ -6,15 +6,18 @@ wrong method or without a CSRF token would really change something.
 A new route argument without a value in ``ARG_VALUES``, or a new POST route without a form in
 ``FORMS``, fails the guards (``test_every_route_has_test_values``): they never skip a route.
 """
+import csv
 import datetime
+import io
 import re
+import tempfile
 from dataclasses import dataclass
 
 import pyotp
 import time_machine
 from flask import Flask
 
-from accounts import passwords, profile, twostep
+from accounts import bulk_corrections, passwords, profile, scope, twostep
 from accounts import sessions as session_store
 from accounts.identity import fields_for
 from accounts.models import (
@@ -62,6 +65,7 @@ class World:
     mail_id: int
     session_id: int               # a live session of someone else (a reset user)
     browser_id: int               # a trusted browser of someone else
+    upload_id: int                # a previewed, not yet applied bulk correction (the operator's)
     clock: object                 # the time-machine traveller (frozen during the period)
 
 
@@ -98,7 +102,54 @@ def build_world(app: Flask, clock) -> World:
     legacy = gen_legacy(login_id="legacy-one", contract=base.child, email="legacy-one@example.jp")
     victim = reset_user[BUSINESS]
     return World(base, terms, reset_user, reset_token, email_token, staff, secret, legacy,
-                 Mail.select().first().id, _other_session(victim), _trusted_browser(victim), clock)
+                 Mail.select().first().id, _other_session(victim), _trusted_browser(victim),
+                 _bulk_upload(base.operator, base), clock)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file field of a form (sent as multipart/form-data)."""
+
+    content: bytes
+    name: str = "fix.csv"
+
+
+def correction_csv(world_base, name="鈴木\u3000次郎", **cells) -> bytes:
+    """A bulk-correction file that would really change the in-scope target user."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    row = {"login_id": world_base.target_child.login_id, "name": name, **cells}
+    writer.writerow(list(row))
+    writer.writerow(list(row.values()))
+    return buf.getvalue().encode("utf-8")
+
+
+def _bulk_upload(who, base) -> int | None:
+    """A previewed correction of ``who`` (the console's bulk corrections), ready to apply."""
+    if not scope.may(who, scope.EDIT):
+        return None
+    with tempfile.NamedTemporaryFile(suffix=".csv") as tmp:
+        tmp.write(correction_csv(base))
+        tmp.flush()
+        return bulk_corrections.preview(who, tmp.name, "fix.csv").id
+
+
+def open_kwargs(form: dict, *, query: bool = True) -> dict:
+    """Keyword arguments of ``client.open`` that carry the form: as the body (multipart, encoded
+    here in memory, when it holds a file) and, unless ``query`` is false, its text fields in the
+    query string too."""
+    from werkzeug.datastructures import FileStorage
+    from werkzeug.test import encode_multipart
+
+    text = {k: v for k, v in form.items() if not isinstance(v, Upload)}
+    kwargs = {"query_string": text} if query else {}
+    if len(text) == len(form):
+        return {**kwargs, "data": text}
+    fields = dict(text)
+    fields.update({k: FileStorage(io.BytesIO(v.content), v.name, content_type="text/csv")
+                   for k, v in form.items() if isinstance(v, Upload)})
+    boundary, body = encode_multipart(fields)
+    return {**kwargs, "data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
 
 
 # --- Principals -------------------------------------------------------------------------------
@@ -118,6 +169,7 @@ class Principal:
     other_session_id: int | None = None
     browser_id: int | None = None
     choice_id: int | None = None     # legacy: the contract to pick
+    upload_id: int | None = None     # console: its own previewed bulk correction
 
     def otp(self) -> str:
         """The code of the latest Mail OTP this principal was sent (a live one, if any)."""
@@ -245,7 +297,7 @@ def _console(app, world, kind) -> Principal:
     sign_in(c, who)
     token = csrf_token(c.get("/admin/").get_data(as_text=True))
     return Principal(kind, c, "/admin/", token, who.portal if isinstance(who, User) else None, who,
-                     other_session_id=_other_session(who))
+                     other_session_id=_other_session(who), upload_id=_bulk_upload(who, world.base))
 
 
 def _staff_pending(app, world, kind) -> Principal:
@@ -359,6 +411,7 @@ ARG_VALUES = {
     "code": lambda e, p, w: "en",
     "rest": lambda e, p, w: "old/menu.html",
     "filename": lambda e, p, w: "app.css",
+    "upload_id": lambda e, p, w: p.upload_id or w.upload_id,
 }
 
 
@@ -452,6 +505,8 @@ OTHER_FORMS = {
                                          "at": ""},
     "admin.terms_preview": lambda p, w: {"title": "カスタマポータル規約 第2版", "body": "第1条 改定"},
     "admin.staff_action": lambda p, w: {},
+    "admin.bulk_upload": lambda p, w: {"file": Upload(correction_csv(w.base, name="高橋\u3000三郎"))},
+    "admin.bulk_apply": lambda p, w: {},
     "admin.end_my_session": lambda p, w: {},
     "admin.end_my_other_sessions": lambda p, w: {},
     "legacy.signin": lambda p, w: {"login_id": (p.user if isinstance(p.user, LegacyAccount)

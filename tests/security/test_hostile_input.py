@@ -23,16 +23,18 @@ from hypothesis import strategies as st
 from werkzeug.routing import PathConverter, UnicodeConverter
 
 from accounts.csvsafe import FORMULA_STARTS
-from accounts.models import Mail
+from accounts.models import BulkUpload, Mail
 from accounts.outbox import build_message
 from app import ROOT
 from tests.helpers import run_worker
 from tests.security.principals import (
     ALL_KINDS,
     MissingTestValue,
+    Upload,
     build_principal,
     build_world,
     form_for_rule,
+    open_kwargs,
     route_values,
     rules,
     travel,
@@ -55,9 +57,29 @@ PIECES = (
     "²", "9" * 30,
 )
 HUGE = (0, 2**63, 10**30)  # ids no row has, the last two beyond any 64-bit column
+TARGET_LOGIN_ID = "target-child"  # tests.web.admin_helpers.make_world's user in every scope
+
+
+def csv_of(cells: list[str]) -> bytes:
+    """A bulk-correction file whose cells are ``cells``: one row for the in-scope target user (so
+    that it reaches the checks and the preview), one with a hostile login ID too."""
+    header = ["login_id", "name", "new_email", "new_login_id", "phone", "portal"]
+
+    def line(values):
+        return ",".join('"' + v.replace('"', '""') + '"' for v in values) + "\r\n"
+
+    padded = (cells * len(header))[:len(header)]
+    return (line(header) + line([TARGET_LOGIN_ID, *padded[1:]]) + line(padded)).encode("utf-8")
+
+
 hostile_text = st.one_of(
     st.sampled_from(PIECES),
     st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=12)), min_size=1, max_size=4).map("".join),
+)
+hostile_file = st.one_of(
+    st.lists(hostile_text, min_size=1, max_size=6).map(lambda cells: Upload(csv_of(cells))),
+    st.binary(max_size=300).map(Upload),
+    st.tuples(hostile_text, hostile_text).map(lambda t: Upload(t[0].encode("utf-8"), name=t[1])),
 )
 # 25 examples a route keep the file short; HOSTILE_EXAMPLES=500 searches deeper (not in CI).
 HOSTILE = settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "25")), deadline=None, database=None,
@@ -75,6 +97,7 @@ QUERY_PARAMS = {
     "admin.progress_contract": ("after",),
     "admin.notices_list": ("contract", "after"),
     "admin.field_show": ("version",),
+    "admin.bulk_preview": ("show", "after", "before"),
     "admin.field_edit": ("version",),
     "admin.login": ("next",),
     "legacy.identity": ("edit",),
@@ -140,9 +163,9 @@ def _is_text(rule, arg) -> bool:
 def _unescaped(response) -> list[str]:
     """Payloads that came back as markup. A CSV download holds the text as typed (a spreadsheet
     does not read HTML; its own danger, formulas, is checked on the exports)."""
+    body = response.get_data(as_text=True)  # a streamed answer runs to its end (errors surface)
     if response.mimetype == "text/csv":
         return []
-    body = response.get_data(as_text=True)
     return [payload for payload in RAW_PAYLOADS if payload in body]
 
 
@@ -167,8 +190,10 @@ def _attack(app, p, world, rule):
     except MissingTestValue as exc:
         pytest.fail(str(exc))
     method = "POST" if "POST" in rule.methods else "GET"
-    fields = sorted(k for k in form_for_rule(app, rule, p, world) if k != "csrf_token") \
-        if method == "POST" else list(QUERY_PARAMS[rule.endpoint])
+    form = (form_for_rule(app, rule, p, world) if method == "POST"
+            else dict.fromkeys(QUERY_PARAMS[rule.endpoint]))
+    fields = sorted(k for k in form if k != "csrf_token")
+    files = {f for f in fields if isinstance(form[f], Upload)}  # a file field gets a hostile file
     # The address's arguments are hostile half of the time: text (a token, an ECID, a field name),
     # or a number no column holds.
     args = {a: st.one_of(st.just(v), hostile_text if _is_text(rule, a) else st.sampled_from(HUGE))
@@ -177,10 +202,11 @@ def _attack(app, p, world, rule):
     def everywhere(text, in_address=False):  # every field holds the text (the address too, if asked)
         url_args = {a: (text if _is_text(rule, a) else HUGE[-1]) if in_address else v
                     for a, v in valid.items()}
-        return example(values={f: text for f in fields}, url_args=url_args, htmx=False)
+        values = {f: Upload(csv_of([text] * 5)) if f in files else text for f in fields}
+        return example(values=values, url_args=url_args, htmx=False)
 
     @HOSTILE
-    @given(values=st.fixed_dictionaries({f: hostile_text for f in fields}),
+    @given(values=st.fixed_dictionaries({f: hostile_file if f in files else hostile_text for f in fields}),
            url_args=st.fixed_dictionaries(args), htmx=st.booleans())
     @everywhere('=HYPERLINK("http://x")')
     @everywhere(f"{IMG}{SCRIPT}")
@@ -195,7 +221,7 @@ def _attack(app, p, world, rule):
             data = {**values, "csrf_token": p.token}
             if "user" in data or "contract" in data:  # check-box lists
                 data = {k: [v] if k in ("user", "contract") else v for k, v in data.items()}
-            r = p.client.post(url, data=data, headers=headers)
+            r = p.client.post(url, headers=headers, **open_kwargs(data, query=False))
         else:
             r = p.client.get(url, query_string=values, headers=headers)
         echoed = _unescaped(r)
@@ -222,20 +248,36 @@ def _check_mail():
 
 
 def _check_csv_exports(app, world):
-    operator = app.test_client()
-    sign_in(operator, world.base.operator)
+    """Every .csv route of the URL map, as the operator; a bulk correction's report for every
+    upload, as its owner (the operator or the parent admin)."""
+    owners = []
+    for who in (world.base.operator, world.base.parent_admin):
+        client = app.test_client()
+        sign_in(client, who)
+        owners.append(client)
     exports = [r for r in rules(app) if r.rule.endswith(".csv")]
-    assert {"admin.audit_csv", "admin.progress_csv"} <= {r.endpoint for r in exports}
+    assert {"admin.audit_csv", "admin.progress_csv", "admin.bulk_csv"} <= {r.endpoint for r in exports}
     for rule in exports:
-        r = operator.get(rule.build({}, append_unknown=False)[1])
-        assert r.status_code == 200, rule.rule
-        text = r.get_data(as_text=True).removeprefix("\ufeff")
-        cells = 0
-        for row in csv.reader(io.StringIO(text, newline="")):
-            for cell in row:
-                cells += 1
-                assert not cell.startswith(FORMULA_STARTS), f"{rule.rule}: formula cell {cell!r:.80}"
-        assert cells > 6, rule.rule
+        if "upload_id" in rule.arguments:
+            urls = [rule.build({"upload_id": u.id}, append_unknown=False)[1] for u in BulkUpload.select()]
+            assert urls, rule.rule
+        else:
+            urls = [rule.build({}, append_unknown=False)[1]]
+        for url in urls:
+            answers = []
+            for client in owners:
+                r = client.get(url)
+                answers.append((r.status_code, r.get_data(as_text=True)))  # a stream runs to its end
+                r.close()
+            text = next((body for status, body in answers if status == 200), None)
+            assert text is not None, f"{url}: {[status for status, _ in answers]}"
+            text = text.removeprefix("\ufeff")
+            cells = 0
+            for row in csv.reader(io.StringIO(text, newline="")):
+                for cell in row:
+                    cells += 1
+                    assert not cell.startswith(FORMULA_STARTS), f"{url}: formula cell {cell!r:.80}"
+            assert cells > 5, url
 
 
 def _check_pages(app, p, world):

@@ -21,6 +21,7 @@ from tests.security.principals import (
     build_world,
     differences,
     form_for_rule,
+    open_kwargs,
     rules,
     snapshot,
     travel,
@@ -56,14 +57,14 @@ def test_no_post_without_the_token_and_no_other_method_changes_anything(app, kin
                 without = {k: v for k, v in form.items() if k != "csrf_token"}
                 for label, data in (("no token", without), ("another session's token",
                                                             {**without, "csrf_token": foreign})):
-                    r = p.client.post(url, data=data)
+                    r = p.client.post(url, **open_kwargs(data, query=False))
                     body = r.get_data(as_text=True)
                     if r.status_code != 400 or not any(t in body for t in CSRF_TITLES):
                         problems.append(f"{kind}: POST {url} ({rule.endpoint}) with {label} answered "
                                         f"{r.status_code}, not the CSRF error page")
                     posts += 1
             for method in OTHER_METHODS:
-                r = p.client.open(url, method=method, data=form)
+                r = p.client.open(url, method=method, **open_kwargs(form, query=False))
                 r.close()
                 if r.status_code != 405:
                     problems.append(f"{kind}: {method} {url} ({rule.endpoint}) answered {r.status_code}")
