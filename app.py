@@ -13,8 +13,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from accounts import clock, outbox, passwords
+from accounts import clock, health, outbox, passwords
 from accounts.db import database, init_database
+from blueprints import outage
 from blueprints.extensions import babel, csrf, limiter, login_manager, mail
 from blueprints.web import render, safe_next
 
@@ -118,6 +119,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     if app.config["REDIS_URL"]:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    outage.limiter_settings(app.config)
 
     init_database(app.config["DATABASE_URL"])
     passwords.configure(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST"],
@@ -131,6 +133,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.session_protection = "strong"
 
     _register_hooks(app)
+    outage.init_app(app, LANGUAGES)
     _register_blueprints(app)
     _register_commands(app)
     if app.config.get("DELIVER_MAIL_IN_PROCESS") and app.config["MAIL_SERVER"]:
@@ -156,7 +159,7 @@ def _load_principal(identity: str):
 def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _open_db():
-        database.connect(reuse_if_open=True)
+        health.ensure_connection()   # a kept connection the server closed is replaced
 
     @app.teardown_request
     def _end_db_request(exc):
@@ -164,10 +167,8 @@ def _register_hooks(app: Flask) -> None:
         with its pragmas), but only on a process's main thread, which serves request after
         request (gunicorn's sync workers); a thread-per-request server closes it. Never carry
         an open transaction over."""
-        if database.is_closed():
+        if not health.end_request():   # rolled back; a connection that failed is discarded
             return
-        if database.in_transaction():
-            database.rollback()
         if not (app.config["DB_KEEP_CONNECTION"]
                 and threading.current_thread() is threading.main_thread()):
             database.close()
@@ -225,6 +226,9 @@ def _register_hooks(app: Flask) -> None:
 
     @app.errorhandler(500)
     def _server_error(e):
+        unavailable = outage.response_for_server_error(e)
+        if unavailable is not None:
+            return unavailable
         if not database.is_closed():
             try:
                 database.rollback()
@@ -283,6 +287,8 @@ def _start_delivery_thread(app: Flask) -> None:
                     outbox.deliver_due(mail, app.config["MAIL_DEFAULT_SENDER"])
                 except Exception as exc:  # keep the loop alive; the attempt rows say what failed
                     app.logger.warning("mail delivery round failed: %s", exc)
+                    if health.is_unavailable(exc):
+                        health.discard_connection()
                 finally:
                     if not database.is_closed():
                         database.close()
@@ -346,8 +352,26 @@ def _register_commands(app: Flask) -> None:
         if not app.config["MAIL_SERVER"]:
             click.echo("MAIL_SERVER is not set: mails stay in the outbox (see /dev/mail).", err=True)
             sys.exit(1)
+        outage_since = None
         while True:
-            counts = outbox.deliver_due(mail, app.config["MAIL_DEFAULT_SENDER"])
+            try:
+                health.ensure_connection()
+                counts = outbox.deliver_due(mail, app.config["MAIL_DEFAULT_SENDER"])
+            except Exception as exc:
+                if once or not health.is_unavailable(exc):
+                    raise
+                # The database is out (a restart, a full disk): wait for it, one line per outage.
+                health.discard_connection()
+                if outage_since is None:
+                    outage_since = time.monotonic()
+                    click.echo(f"database unavailable, waiting: {type(exc).__name__}: "
+                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                               err=True)
+                time.sleep(interval)
+                continue
+            if outage_since is not None:
+                click.echo(f"database back after {time.monotonic() - outage_since:.1f} s", err=True)
+                outage_since = None
             if any(counts.values()):
                 click.echo(f"sent {counts['sent']}, retry {counts['retry']}, failed {counts['failed']}")
             if once:
@@ -374,3 +398,11 @@ def _register_commands(app: Flask) -> None:
         from accounts.period import command
 
         sys.exit(command(start=start, end=end, clear=clear))
+
+    @app.cli.command("check-db")
+    @click.option("--quick", is_flag=True, help="Skip SQLite's page check and the search-index check.")
+    def check_db(quick):
+        """Check the database's consistency (after a restore or a crash): one line per problem."""
+        from accounts.consistency import command
+
+        sys.exit(command(quick=quick, echo=click.echo))
