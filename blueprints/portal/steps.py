@@ -3,7 +3,7 @@ verification), backup codes, terms (SPEC 5.4). Every view works on the pending s
 from flask import current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import audit, signin, terms, totp
+from accounts import audit, outbox, signin, terms, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP
 from blueprints.extensions import limiter
@@ -49,7 +49,7 @@ def choose_view():
 
 def _mail_page(user, *, setup: bool, error=None, notice=None, status=200):
     return render("portal/mail_otp.html", status=status, masked=ts.mask_email(user.email), setup=setup,
-                  error=error, notice=notice,
+                  error=error, notice=notice, mail_delayed=outbox.delivery_delayed(),
                   action=url_for(f"{g.portal}.mail_otp_setup" if setup else f"{g.portal}.mail_otp"),
                   resend=url_for(f"{g.portal}.mail_otp_resend"))
 

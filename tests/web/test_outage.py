@@ -220,3 +220,28 @@ def test_the_redis_client_gives_up_quickly_when_redis_hangs():
     options = app.config["RATELIMIT_STORAGE_OPTIONS"]
     assert options["socket_timeout"] <= 1 and options["socket_connect_timeout"] <= 1
     assert app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] is True
+
+
+def test_the_mail_otp_page_says_the_mail_is_delayed_while_the_smtp_server_does_not_answer(
+        smtp_app, smtp_server):
+    from accounts import outbox
+    from blueprints.extensions import mail as mail_ext
+    from tests.helpers import gen_contract, gen_user
+    from tests.web.portal_journey import Portal
+
+    notice = "メールの送信が遅れています"
+    client = smtp_app.test_client()
+    user = gen_user(gen_contract(), password="Pass-word1", first_login_done=True, twostep_method="mail")
+    smtp_server.stop()
+    p = Portal(client, "business")
+    p.sign_in(user.login_id, "Pass-word1")
+    assert notice not in client.get("/business/signin/mail-otp").get_data(as_text=True)
+    with smtp_app.app_context():
+        assert outbox.deliver_due(mail_ext, "no-reply@test.example")["retry"] == 1
+    assert notice in client.get("/business/signin/mail-otp").get_data(as_text=True)
+    smtp_server.start()
+    with smtp_app.app_context():
+        Mail.update(next_attempt_at=Mail.created_at).execute()   # its retry is due
+        assert outbox.deliver_due(mail_ext, "no-reply@test.example")["sent"] == 1
+    assert notice not in client.get("/business/signin/mail-otp").get_data(as_text=True)
+    assert len(smtp_server.wait_for(1)) == 1
