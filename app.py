@@ -352,31 +352,8 @@ def _register_commands(app: Flask) -> None:
         if not app.config["MAIL_SERVER"]:
             click.echo("MAIL_SERVER is not set: mails stay in the outbox (see /dev/mail).", err=True)
             sys.exit(1)
-        outage_since = None
-        while True:
-            try:
-                health.ensure_connection()
-                counts = outbox.deliver_due(mail, app.config["MAIL_DEFAULT_SENDER"])
-            except Exception as exc:
-                if once or not health.is_unavailable(exc):
-                    raise
-                # The database is out (a restart, a full disk): wait for it, one line per outage.
-                health.discard_connection()
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                    click.echo(f"database unavailable, waiting: {type(exc).__name__}: "
-                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-                               err=True)
-                time.sleep(interval)
-                continue
-            if outage_since is not None:
-                click.echo(f"database back after {time.monotonic() - outage_since:.1f} s", err=True)
-                outage_since = None
-            if any(counts.values()):
-                click.echo(f"sent {counts['sent']}, retry {counts['retry']}, failed {counts['failed']}")
-            if once:
-                return
-            time.sleep(interval)
+        outbox.work(mail, app.config["MAIL_DEFAULT_SENDER"], interval=interval, once=once,
+                    say=click.echo, warn=lambda line: click.echo(line, err=True))
 
     @app.cli.command("migrate-legacy")
     @click.argument("csv_path", type=click.Path(dir_okay=False))

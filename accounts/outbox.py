@@ -8,6 +8,7 @@ at-least-once with a stable Message-ID; a mail leased by one worker is not taken
 import datetime
 import smtplib
 import socket
+import time
 import uuid
 
 from .clock import utcnow
@@ -106,17 +107,28 @@ def _decode(answer) -> str:
 def deliver_due(mail_ext, sender: str, limit: int = 100, now: datetime.datetime | None = None) -> dict:
     """Send due mails through a Flask-Mail ``Mail`` extension; return counts of what happened.
 
-    Each mail is marked sent only after the server accepted it. A temporary failure (4xx, no
-    connection) schedules a retry with back-off; a permanent one (5xx) or exhausted retries
-    marks it failed. Either way the server's answer is kept in ``MailAttempt``.
+    Each mail is marked sent only after the server accepted it. A temporary failure (4xx)
+    schedules a retry with back-off; a permanent one (5xx) or exhausted retries marks it failed;
+    a server that does not answer at all is tried again every UNREACHABLE_RETRY seconds. The
+    server's answer is kept in ``MailAttempt``.
     """
-    from flask_mail import Message
-
     now = now or utcnow()
-    counts = {"sent": 0, "retry": 0, "failed": 0}
     mails = _claim_due(limit, now)
     if not mails:
-        return counts
+        return {"sent": 0, "retry": 0, "failed": 0}
+    try:
+        return _deliver(mail_ext, sender, mails, now)
+    except Exception as exc:
+        # The database went away mid-batch: say which leases are ours, so that the worker can
+        # give them back when it returns (see ``work``) instead of leaving them for LEASE_SECONDS.
+        exc.claimed_mail_ids = [m.id for m in mails]
+        raise
+
+
+def _deliver(mail_ext, sender: str, mails: list[Mail], now) -> dict:
+    from flask_mail import Message
+
+    counts = {"sent": 0, "retry": 0, "failed": 0}
     try:
         conn = mail_ext.connect()
         conn.__enter__()
@@ -205,6 +217,53 @@ def delivery_delayed() -> bool:
     tell a user a code is on its way)."""
     return Mail.select(Mail.id).where((Mail.status == "queued")
                                       & Mail.last_error.startswith(NO_CONNECTION)).exists()
+
+
+def release_leases(mail_ids) -> int:
+    """Give back leases this worker took but could not finish: those mails are due again at once."""
+    if not mail_ids:
+        return 0
+    return (Mail.update(lease_until=None)
+            .where(Mail.id.in_(list(mail_ids)) & (Mail.status == "queued")).execute())
+
+
+def work(mail_ext, sender: str, *, interval: float = 2.0, once: bool = False, say=print, warn=print):
+    """The delivery worker's loop (``flask --app app deliver-mail``).
+
+    While the database is out (a restart, a full disk) it waits with one line per outage instead
+    of crashing (it crashed on a PostgreSQL restart: AdminShutdown, found by
+    benchmarks/faults.py), and gives back the leases of the batch the outage cut short. Any other
+    error stops it, with its traceback.
+    """
+    from . import health
+
+    outage_since, held = None, []
+    while True:
+        try:
+            health.ensure_connection()
+            if held:
+                release_leases(held)
+                held = []
+            counts = deliver_due(mail_ext, sender)
+        except Exception as exc:
+            if once or not health.is_unavailable(exc):
+                raise
+            held = getattr(exc, "claimed_mail_ids", None) or held
+            health.discard_connection()
+            if outage_since is None:
+                outage_since = time.monotonic()
+                first = (str(exc).strip().splitlines() or [""])[0]
+                warn(f"database unavailable, waiting: {type(exc).__name__}: {first}")
+            time.sleep(interval)
+            continue
+        if outage_since is not None:
+            warn(f"database back after {time.monotonic() - outage_since:.1f} s")
+            outage_since = None
+        if any(counts.values()):
+            say(f"sent {counts['sent']}, retry {counts['retry']}, failed {counts['failed']}")
+        if once:
+            return
+        time.sleep(interval)
 
 
 def delivery_state(mail: Mail) -> str:

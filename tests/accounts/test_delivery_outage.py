@@ -56,3 +56,41 @@ def test_the_worker_stops_on_an_error_that_is_not_an_outage(worker):
     run, rounds = worker
     result = run([ProgrammingError(sqlite3.OperationalError("no such table: mail")), Stop()])
     assert len(rounds) == 1 and isinstance(result.exception, ProgrammingError)
+
+
+def test_after_the_outage_the_worker_gives_back_the_leases_of_the_batch_it_cut_short(worker, app_ctx):
+    import datetime
+
+    from accounts.clock import utcnow
+    from accounts.db import database
+    from accounts.models import Mail
+
+    run, rounds = worker
+    database.connect(reuse_if_open=True)
+    m = outbox.enqueue(recipient="a@example.jp", subject="s", body_text="t", kind="test")
+    Mail.update(lease_until=utcnow() + datetime.timedelta(seconds=outbox.LEASE_SECONDS)).execute()
+    cut_short = _outage()
+    cut_short.claimed_mail_ids = [m.id]
+    seen = []
+
+    def script():
+        yield cut_short
+        seen.append(Mail.get_by_id(m.id).lease_until)   # the next round, once the database is back
+        yield {"sent": 0, "retry": 0, "failed": 0}
+        yield Stop()
+
+    result = run(_Lazy(script()))
+    assert isinstance(result.exception, Stop) and seen == [None]   # not LEASE_SECONDS later
+
+
+class _Lazy(list):
+    """A script whose steps are produced when the worker reaches them."""
+
+    def __init__(self, gen):
+        super().__init__()
+        self.gen = gen
+
+    def __getitem__(self, i):
+        while len(self) <= i:
+            self.append(next(self.gen))
+        return list.__getitem__(self, i)
