@@ -223,8 +223,8 @@ class Gunicorn:
     """``gunicorn -w N app:create_app()`` with the given environment; workers found by pid."""
 
     def __init__(self, env: dict, workers: int = 4, threads: int = 1, log: Path | None = None,
-                 timeout: int = 30):
-        self.port = free_port()
+                 timeout: int = 30, port: int | None = None):
+        self.port = port or free_port()
         self.env = env
         self.workers = workers
         self.threads = threads

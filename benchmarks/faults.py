@@ -265,13 +265,21 @@ class Load:
         self.rec.add(kind, status, time.perf_counter() - t, client.lang, body)
         return status, body, loc
 
-    def start(self):
+    def start(self, before_go=None):
+        """Start the clients; they sign in, then all begin together. ``before_go`` runs while
+        they wait, signed in (the Redis fault turns rate limits on there: one client address
+        could not sign 16 clients in under them)."""
         for i in range(self.clients):
             self.threads.append(threading.Thread(target=self._client, args=(i,), daemon=True))
         for i in range(self.otp_threads):
             self.threads.append(threading.Thread(target=self._otp_journeys, args=(i,), daemon=True))
         for t in self.threads:
             t.start()
+        if before_go is not None:
+            deadline = time.time() + 300
+            while self.ready.n_waiting < self.ready.parties - 1 and time.time() < deadline:
+                time.sleep(0.1)
+            before_go()
         self.ready.wait(timeout=300)
 
     def finish(self):
@@ -590,6 +598,37 @@ def check_mail(url, sink: SmtpSink, checks: Checks, max_copies=1, label="mail"):
     return copies
 
 
+def leased_mails(url):
+    from accounts.clock import utcnow
+    from accounts.db import database
+    from accounts.models import Mail
+
+    app = app_for(url)
+    with app.app_context():
+        reconnect()
+        rows = list(Mail.select(Mail.id).where((Mail.status == "queued") & (Mail.lease_until > utcnow())))
+        database.close()
+    return rows
+
+
+def message_ids(url, ids):
+    from accounts.db import database
+    from accounts.models import Mail
+
+    app = app_for(url)
+    with app.app_context():
+        reconnect()
+        rows = [m.message_id for m in Mail.select(Mail.message_id).where(Mail.id.in_(ids))]
+        database.close()
+    return rows
+
+
+def outbox_lease():
+    from accounts.outbox import LEASE_SECONDS
+
+    return LEASE_SECONDS
+
+
 def check_resets(url, rec: Recorder, checks: Checks):
     from accounts.db import database
     from accounts.models import Mail
@@ -713,6 +752,13 @@ class Rig:
             log(f"kept: {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def restart_server(self, **env):
+        """The same app on the same port with other settings (no request is in flight)."""
+        self.server.stop()
+        self.env = {**self.env, **env}
+        self.server = Gunicorn(self.env, workers=self.args.workers, log=self.tmp / "gunicorn.log",
+                               port=self.server.port).start()
 
     def load(self, rec, otp_threads=4):
         return Load(self.server.port, self.data, self.args.clients, rec, self.sink, otp_threads=otp_threads)
@@ -848,7 +894,7 @@ def fault_worker_kill(args, db_kind):
         wait_drained(rig.url, 60)
         windows = [(t, t) for t in kills]
         totals = summarize_answers(rec, windows, checks, grace=1.0,
-                                   transport_allowed=args.kills * args.workers)
+                                   transport_allowed=args.kills)   # one request in flight per sync worker
         checks.ok(replaced == args.workers, f"gunicorn replaced every killed worker: {replaced} of "
                                             f"{args.workers} running")
         no_lock_left(rig.url, rig.pg, checks)
@@ -870,7 +916,7 @@ def fault_delivery_kill(args, db_kind):
         rec, checks = Recorder(), Checks()
         load = rig.load(rec, otp_threads=0)
         load.start()
-        kills = []
+        kills, leased = [], []
         for i in range(args.kills if args.kills != 5 else 3):
             rig.delivery.stop()
             time.sleep(args.backlog)
@@ -882,8 +928,10 @@ def fault_delivery_kill(args, db_kind):
             time.sleep(random.uniform(0.2, 1.0))
             rig.delivery.kill()
             kills.append(time.time() - rec.t0)
+            leased += [m.id for m in leased_mails(rig.url)]
             rec.mark(f"kill {i + 1}: SIGKILL deliver-mail after it sent "
-                     f"{sum(rig.sink.by_id.values()) - before} mails of its batch")
+                     f"{sum(rig.sink.by_id.values()) - before} mails of its batch; "
+                     f"{len(leased)} leased mails wait for their lease so far")
         rig.delivery.start()
         time.sleep(args.after)
         load.finish()
@@ -892,53 +940,65 @@ def fault_delivery_kill(args, db_kind):
         summarize_answers(rec, [(kills[0], kills[-1])], checks, grace=0)
         check_changes(rig.url, rig.data, rec, checks)
         copies = check_mail(rig.url, rig.sink, checks, max_copies=2)
+        checks.ok(leased and all(rig.sink.by_id[mid] for mid in message_ids(rig.url, leased)),
+                  f"the {len(leased)} mails leased by the killed workers returned to the queue and "
+                  f"arrived after the lease ({outbox_lease()} s)")
         check_db(rig.url, checks)
         return finish("delivery-kill", db_kind, checks, {
             "requests": len(rec.events), "kills": len(kills), "mails": sum(copies.values()),
-            "mails_twice": copies.get(2, 0), "drained_s_after_load": round(waited, 1),
+            "mails_twice": copies.get(2, 0), "leased_at_kills": len(leased),
+            "drained_s_after_load": round(waited, 1),
             "worker_starts": rig.delivery.starts}, rig)
 
 
 def fault_redis(args, db_kind):
-    """Redis (the rate-limit storage) killed for 20 s, then hung (SIGSTOP) for 15 s."""
-    with Rig(args, db_kind, redis=True, ratelimit=True) as rig:
+    """Redis (the rate-limit storage) hung (SIGSTOP) for 15 s, then, once the workers went back to
+    it, killed (connections refused) for 20 s."""
+    with Rig(args, db_kind, redis=True) as rig:
         rec, checks = Recorder(), Checks()
         load = rig.load(rec, otp_threads=0)
-        load.start()
+        load.start(before_go=lambda: rig.restart_server(RATELIMIT_ENABLED="1"))
+        rec.mark(f"rate limits on, in Redis (workers {rig.server.worker_pids()})")
         time.sleep(args.warmup)
-        rec.mark("redis killed")
-        a = time.time() - rec.t0
-        rig.redis.kill()
-        time.sleep(20)
-        rig.redis.start()
-        b = time.time() - rec.t0
-        rec.mark("redis started again")
-        time.sleep(10)
         rec.mark("redis hung (SIGSTOP)")
-        c = time.time() - rec.t0
+        a = time.time() - rec.t0
         rig.redis.pause()
         time.sleep(15)
         rig.redis.resume()
+        b = time.time() - rec.t0
+        rec.mark("redis resumed (SIGCONT); the workers find it again within 32 s")
+        time.sleep(35)
+        rec.mark("redis killed")
+        c = time.time() - rec.t0
+        rig.redis.kill()
+        time.sleep(20)
+        rig.redis.start()
         d = time.time() - rec.t0
-        rec.mark("redis resumed (SIGCONT)")
+        rec.mark("redis started again")
         time.sleep(args.after)
         load.finish()
         totals = summarize_answers(rec, [(a, b), (c, d)], checks, grace=0)
-        limited = [e for e in rec.events if e[2] == 429 and (a <= e[0] <= b or c <= e[0] <= d)]
-        checks.ok(limited, f"rate limits still enforced while Redis was out: {len(limited)} answers 429")
-        hung = [e[3] for e in rec.events if c <= e[0] <= d]
+        for name, (x, y) in (("hung", (a, b)), ("down", (c, d))):
+            inside = [e for e in rec.events if x <= e[0] <= y]
+            limited = sum(1 for e in inside if e[2] == 429)
+            checks.ok(limited, f"Redis {name}: rate limits still enforced (in memory): {limited} answers 429 "
+                               f"of {len(inside)}; p95 {pct([e[3] for e in inside], 0.95) * 1000:.0f} ms, "
+                               f"max {max(e[3] for e in inside) * 1000:.0f} ms")
         log_text = rig.server.log_text()
         fallbacks = count_lines(log_text, "falling back to in-memory storage")
         checks.ok(0 < fallbacks <= 2 * args.workers,
-                  f"log: {fallbacks} lines 'falling back to in-memory storage' (one per worker and outage)")
-        checks.lines.append(f"  while hung: {len(hung)} answers, p95 {pct(hung, 0.95) * 1000:.0f} ms, "
-                            f"max {max(hung) * 1000:.0f} ms" if hung else "  while hung: no answers")
+                  f"log: {fallbacks} lines 'falling back to in-memory storage' (at most one per worker "
+                  f"and outage), {count_lines(log_text, 'Traceback')} tracebacks")
+        hung = [e[3] for e in rec.events if a <= e[0] <= b]
         check_changes(rig.url, rig.data, rec, checks)
         check_db(rig.url, checks)
         return finish("redis", db_kind, checks, {
-            "requests": len(rec.events), "answers_429_during": len(limited),
+            "requests": len(rec.events),
+            "answers_429_during": sum(1 for e in rec.events
+                                      if e[2] == 429 and (a <= e[0] <= b or c <= e[0] <= d)),
             "answers_5xx": sum(v for s, v in totals.items() if s >= 500),
             "hung_p95_ms": round(pct(hung, 0.95) * 1000) if hung else None,
+            "hung_max_ms": round(max(hung) * 1000) if hung else None,
             "fallback_log_lines": fallbacks}, rig)
 
 
@@ -982,6 +1042,57 @@ def _run_import(url, csv_path, kill_after=None):
     return proc.returncode, killed, time.time() - t, out
 
 
+_pointed_at = {}
+
+
+def _import_counts(url) -> tuple[int, int]:
+    """(users, B-tree indexes on user and legacy_account) as another process sees them now."""
+    from accounts.db import database, init_database
+    from accounts.models import User
+    from accounts.search_index import PG_INDEXES
+
+    if _pointed_at.get("url") != url:
+        init_database(url)
+        _pointed_at["url"] = url
+    with database.connection_context():
+        return (User.select().count(),
+                sum(1 for t in ("user", "legacy_account") for i in database.get_indexes(t)
+                    if i.name not in PG_INDEXES))
+
+
+def _run_import_until(url, csv_path, when):
+    """Run the import and SIGKILL it as soon as ``when((users, indexes), seconds)`` holds."""
+    env = dict(os.environ, DATABASE_URL=url)
+    t = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "migrate-legacy", str(csv_path)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = (0, 0)
+    while proc.poll() is None:
+        try:
+            state = _import_counts(url)
+        except Exception:  # noqa: BLE001 - a table being rebuilt; look again
+            time.sleep(0.01)
+            continue
+        if when(state, time.time() - t):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True, time.time() - t, _import_counts(url)
+        time.sleep(0.02)
+    return False, time.time() - t, _import_counts(url)
+
+
+def _import_state(url) -> str:
+    """How far a killed import had got: rows written, indexes suspended."""
+    from accounts.db import database
+    from accounts.models import LegacyAccount, User
+
+    app_for(url)
+    with database.connection_context():
+        users, legacy = User.select().count(), LegacyAccount.select().count()
+        indexes = sum(len(database.get_indexes(t)) for t in ("user", "legacy_account"))
+    return f"{legacy:,} legacy accounts, {users:,} users, {indexes} indexes on user + legacy_account"
+
+
 def snapshot(url) -> dict:
     """Every table's rows without surrogate ids and clock times; foreign keys by natural key."""
     from peewee import DateTimeField, ForeignKeyField
@@ -1008,12 +1119,17 @@ def snapshot(url) -> dict:
                     item.append(repr(v))
                 rows.append(tuple(item))
             out[model._meta.table_name] = sorted(rows)
+        # Indexes by what they index; their names are compared apart (a note, not a failure).
+        out["(indexes)"] = sorted((m._meta.table_name, tuple(i.columns), bool(i.unique))
+                                  for m in ALL_MODELS for i in database.get_indexes(m._meta.table_name))
+        out["(index names)"] = sorted(i.name for m in ALL_MODELS
+                                      for i in database.get_indexes(m._meta.table_name))
         if is_postgres():
-            out["(indexes)"] = sorted(r[0] for r in database.execute_sql(
-                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'"))
+            out["(trigram indexes)"] = sorted(r[0] for r in database.execute_sql(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%gin%'"))
         else:
-            out["(indexes)"] = sorted(r[0] or r[1] for r in database.execute_sql(
-                "SELECT sql, name FROM sqlite_master WHERE type IN ('index', 'trigger')"))
+            out["(triggers)"] = sorted(re.sub(r"\s+|IF NOT EXISTS", "", r[0]) for r in database.execute_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger'"))
             out["(search index)"] = [database.execute_sql("SELECT count(*) FROM user_search").fetchone()]
     return out
 
@@ -1033,28 +1149,61 @@ def fault_import_kill(args, db_kind):
         clean_url = _fresh(db_kind, tmp, "clean", pg)
         code, _, clean_s, out = _run_import(clean_url, csv_path)
         checks.ok(code == 0, f"clean run: exit {code} in {clean_s:.1f} s: {out.strip().splitlines()[-1:]}")
+        full = _import_counts(clean_url)
         killed_url = _fresh(db_kind, tmp, "killed", pg)
         rnd = random.Random(args.seed)
+        # Five random points spread over the phases: three during the bulk load (random row
+        # counts, increasing), one while the indexes are being rebuilt, one in the first pass of a
+        # resumed run (reading the file, contracts) before it writes anything.
+        plans = [("rows", None)] * 3 + [("indexes", None), ("time", rnd.uniform(0.2, 1.0))]
         points = []
-        for i in range(5):
-            at = rnd.uniform(0.05, 0.9) * clean_s
-            code, killed, took, out = _run_import(killed_url, csv_path, kill_after=at)
-            points.append(round(at, 2) if killed else f"finished in {took:.1f} s before {at:.1f} s")
-            log(f"run {i + 1}: {'SIGKILL after' if killed else 'finished before the kill at'} {at:.2f} s")
+        for i, (kind, target) in enumerate(plans):
+            if kind == "rows":   # a random row count beyond what is written, then a random moment more
+                now = _import_counts(killed_url)[0]
+                target = rnd.randrange(now + 1, now + max(2, (full[0] - now) // (3 - i)))
+                extra = rnd.uniform(0, 0.5)
+                seen = {}
+
+                def when(c, t, target=target, extra=extra, seen=seen):
+                    if c[0] >= target:
+                        seen.setdefault("at", t)
+                    return "at" in seen and t >= seen["at"] + extra
+            elif kind == "indexes":
+                def when(c, t):
+                    return c[0] >= full[0] and c[1] < full[1]
+            else:
+                def when(c, t, target=target):
+                    return t >= target
+            killed, took, state = _run_import_until(killed_url, csv_path, when)
+            aim = (f"past {target:,} users" if kind == "rows" else "while the indexes are rebuilt"
+                   if kind == "indexes" else f"{target:.2f} s into a resumed run")
+            text = (f"{'SIGKILL' if killed else 'not killed, finished'} at {took:.2f} s ({aim}): "
+                    f"{state[0]:,} users written, {state[1]} of {full[1]} indexes")
+            points.append(text)
+            log(f"run {i + 1}: {text}")
         code, _, resumed_s, out = _run_import(killed_url, csv_path)
         checks.ok(code == 0, f"resumed run: exit {code} in {resumed_s:.1f} s: "
                              f"{out.strip().splitlines()[-1:]}")
-        killed_points = [p for p in points if isinstance(p, float)]
-        checks.ok(len(killed_points) == 5, f"killed at {points} s (clean run {clean_s:.1f} s)")
+        checks.ok(all(p.startswith("SIGKILL") for p in points), f"5 kills (clean run {clean_s:.1f} s):")
+        for p in points:
+            checks.lines.append(f"        {p}")
         a, b = snapshot(clean_url), snapshot(killed_url)
         for table in a:
+            if a[table] != b.get(table) and table.startswith("("):
+                only_a, only_b = set(a[table]) - set(b.get(table, [])), set(b.get(table, [])) - set(a[table])
+                checks.lines.append(f"        only clean: {sorted(only_a)[:4]}; "
+                                    f"only resumed: {sorted(only_b)[:4]}")
+            if table == "(index names)":
+                same = a[table] == b[table]
+                checks.lines.append(f"  note (index names): {'the same' if same else 'DIFFERENT'}")
+                continue
             checks.ok(a[table] == b.get(table), f"{table}: {len(a[table]):,} rows (clean) vs "
                                                 f"{len(b.get(table, [])):,} (killed 5x, resumed): "
                                                 f"{'equal' if a[table] == b.get(table) else 'DIFFERENT'}")
+        check_db(clean_url, checks, "check-db on the clean database")
         check_db(killed_url, checks, "check-db on the resumed database")
         return finish("import-kill", db_kind, checks, {"rows": args.rows, "clean_s": round(clean_s, 1),
-                                                       "kill_points_s": points,
-                                                       "resumed_s": round(resumed_s, 1)})
+                                                       "kills": points, "resumed_s": round(resumed_s, 1)})
     finally:
         if pg:
             pg.cleanup()
@@ -1240,7 +1389,7 @@ def main(argv=None):
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--interval", type=float, default=6.0, help="worker-kill: seconds between kills")
     ap.add_argument("--backlog", type=float, default=15.0, help="delivery-kill: seconds of mail to pile up")
-    ap.add_argument("--rows", type=int, default=100_000, help="import-kill: rows in the export")
+    ap.add_argument("--rows", type=int, default=200_000, help="import-kill: rows in the export")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, databases)")
     args = ap.parse_args(argv)
