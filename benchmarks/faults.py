@@ -1126,7 +1126,8 @@ def snapshot(url) -> dict:
                                       for i in database.get_indexes(m._meta.table_name))
         if is_postgres():
             out["(trigram indexes)"] = sorted(r[0] for r in database.execute_sql(
-                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%gin%'"))
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE %s",
+                ("%USING gin%",)))
         else:
             out["(triggers)"] = sorted(re.sub(r"\s+|IF NOT EXISTS", "", r[0]) for r in database.execute_sql(
                 "SELECT sql FROM sqlite_master WHERE type = 'trigger'"))
