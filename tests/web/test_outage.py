@@ -245,3 +245,30 @@ def test_the_mail_otp_page_says_the_mail_is_delayed_while_the_smtp_server_does_n
         assert outbox.deliver_due(mail_ext, "no-reply@test.example")["sent"] == 1
     assert notice not in client.get("/business/signin/mail-otp").get_data(as_text=True)
     assert len(smtp_server.wait_for(1)) == 1
+
+
+def test_a_full_disk_answers_503_and_writes_nothing(client, caplog):
+    """SQLite rolls a transaction back by itself when the disk is full; peewee's ROLLBACK then
+    failed ("no transaction is active") and hid the real error behind a 500."""
+    if is_postgres():
+        pytest.skip("SQLite's own disk-full behaviour (max_page_count makes it real)")
+    w = make_world()
+    sign_in(client, w.child_admin)
+    url = f"/admin/users/{w.target_child.id}/contact"
+    token = csrf_token(client.get(url).get_data(as_text=True))
+    before = _row_counts()
+    free = database.execute_sql("PRAGMA freelist_count").fetchone()[0]
+    page = database.execute_sql("PRAGMA page_size").fetchone()[0]
+    database.execute_sql("CREATE TABLE filler (b BLOB)")   # use up the free pages first
+    database.execute_sql("INSERT INTO filler VALUES (zeroblob(?))", ((free + 2) * page,))
+    pages = database.execute_sql("PRAGMA page_count").fetchone()[0]
+    database.execute_sql(f"PRAGMA max_page_count = {pages}")   # the disk is full
+    try:
+        with caplog.at_level(logging.WARNING):   # a mail of 5,000 characters needs new pages
+            r = client.post(url, data={"csrf_token": token, "subject": "ご連絡", "body": "本文" * 2500})
+        assert r.status_code == 503 and TITLE["ja"] in r.get_data(as_text=True)
+        assert any("database or disk is full" in rec.getMessage() for rec in caplog.records)
+    finally:
+        database.execute_sql("PRAGMA max_page_count = 1073741823")
+        database.execute_sql("DROP TABLE filler")
+    assert _row_counts() == before
