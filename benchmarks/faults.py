@@ -470,6 +470,11 @@ def summarize_answers(rec: Recorder, windows, checks: Checks, grace=3.0, transpo
     for name in ("before", "during", "after"):
         row = table.get(name, {})
         checks.lines.append(f"  {name:>6}: " + ", ".join(f"{s}: {c}" for s, c in sorted(row.items())))
+    if len(windows) > 1 and any(b > a for a, b in windows):
+        for i, (a, b) in enumerate(windows):
+            row = collections.Counter(e[2] for e in rec.events if a <= e[0] <= b + grace)
+            checks.lines.append(f"    fault {i + 1} ({a:.0f}-{b:.0f} s): "
+                                + ", ".join(f"{s}: {c}" for s, c in sorted(row.items())))
     total = collections.Counter()
     for row in table.values():
         total.update(row)
