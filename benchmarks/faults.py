@@ -217,6 +217,7 @@ class Recorder:
         self.bad_pages = []       # 503s that are not the outage page in the client's language
         self.samples = []         # 5xx other than 503, transport errors
         self.saves = collections.defaultdict(list)     # (field, uid) -> [value] acknowledged (303)
+        self.acked_at = {}                             # value -> run seconds when the 303 came
         self.unknown = collections.defaultdict(list)   # (field, uid) -> [value] outcome not known
         self.reset_ok = 0
         self.reset_unknown = 0
@@ -366,6 +367,7 @@ class Load:
                 with self.rec.lock:
                     if s == 303:
                         self.rec.saves[(field, uid)].append(value)
+                        self.rec.acked_at[value] = time.time() - self.rec.t0
                     elif s not in (409, 422):
                         self.rec.unknown[(field, uid)].append(value)
             elif kind == "reset":
@@ -508,8 +510,9 @@ def first_success_after(rec: Recorder, t_back: float, kinds=None) -> float | Non
     return None
 
 
-def check_changes(url, data, rec: Recorder, checks: Checks, label="database"):
-    """No acknowledged save lost; every e-mail change complete (audit, address, two mails) or absent."""
+def check_changes(url, data, rec: Recorder, checks: Checks, label="database", acked_before=None):
+    """No acknowledged save lost; every e-mail change complete (audit, address, two mails) or absent.
+    ``acked_before``: only saves acknowledged before that run second must be there (a backup)."""
     from accounts.models import AuditEntry, Mail, User
 
     app = app_for(url)
@@ -523,7 +526,8 @@ def check_changes(url, data, rec: Recorder, checks: Checks, label="database"):
                                                          & (AuditEntry.action == f"{field}_changed"))
                                .order_by(AuditEntry.id))
                 stored = {e.new_value for e in entries}
-                acked = rec.saves.get((field, uid), [])
+                acked = [v for v in rec.saves.get((field, uid), [])
+                         if acked_before is None or rec.acked_at[v] < acked_before]
                 saves += len(acked)
                 lost += sum(1 for v in acked if v not in stored)
                 # Each entry's old value is the previous entry's new value; the last one is stored.
@@ -730,6 +734,16 @@ class Rig:
             self.url = f"sqlite:///{self.db_dir}/portal.db"
         log(f"database: {self.db_kind} ({self.url.split('@')[-1]})")
         self.data = prepare(self.url, self.args.clients)
+        if self.args.filler:
+            t = time.time()
+            from bench_migration import seed_natives
+
+            from accounts.db import database
+
+            app_for(self.url)
+            with database.connection_context():
+                seed_natives(self.args.filler)
+            log(f"{self.args.filler:,} more users in {time.time() - t:.1f} s")
         self.sink.start()
         if self.redis:
             self.redis.start()
@@ -1352,45 +1366,66 @@ def fault_disk(args, db_kind):
 # --- backup and restore under load ----------------------------------------------------------------
 
 def fault_backup(args, db_kind):
-    """The backup procedure of docs/faults.md while the load runs; the restored copy must pass
-    check-db and keep every e-mail change whole."""
+    """The backup procedures of docs/faults.md while the load runs (SQLite: VACUUM INTO, and the
+    sqlite3 shell's .backup for comparison; PostgreSQL: pg_dump -Fc); each copy is restored and
+    must pass check-db and hold every save acknowledged before it started, e-mail changes whole."""
     with Rig(args, db_kind) as rig:
         rec, checks = Recorder(), Checks()
         load = rig.load(rec)
         load.start()
         time.sleep(args.warmup)
-        backup = rig.tmp / ("backup.db" if db_kind == "sqlite" else "backup.dump")
-        t = time.time()
         if db_kind == "sqlite":
             src = rig.url[len("sqlite:///"):]
-            out = subprocess.run(["sqlite3", src, f".backup '{backup}'"], capture_output=True, text=True)
+            methods = [("VACUUM INTO", rig.tmp / "vacuum-into.db",
+                        lambda dst: ["sqlite3", src, f"VACUUM INTO '{dst}'"]),
+                       (".backup", rig.tmp / "dot-backup.db",
+                        lambda dst: ["sqlite3", src, f".backup '{dst}'"])]
         else:
-            out = subprocess.run([rig.pg.tool("pg_dump"), "-Fc", "-f", str(backup), rig.url],
-                                 capture_output=True, text=True)
-        took = time.time() - t
-        rec.mark(f"backup taken under load in {took:.1f} s ({backup.stat().st_size / 1e6:.1f} MB)")
-        checks.ok(out.returncode == 0, f"backup: exit {out.returncode} {out.stderr.strip()[:200]}")
+            methods = [("pg_dump -Fc", rig.tmp / "backup.dump",
+                        lambda dst: [rig.pg.tool("pg_dump"), "-Fc", "-f", str(dst), rig.url])]
+        copies, windows = [], []
+        for name, dst, command in methods:
+            t = time.time()
+            started = t - rec.t0
+            try:
+                out = subprocess.run(command(dst), capture_output=True, text=True, timeout=240)
+                code, err = out.returncode, out.stderr.strip()[:200]
+            except subprocess.TimeoutExpired:
+                code, err = "timeout", "gave up after 240 s"
+            took = time.time() - t
+            windows.append((started, started + took))
+            size = dst.stat().st_size / 1e6 if dst.exists() else 0
+            rec.mark(f"{name}: {took:.1f} s under load ({size:.1f} MB), exit {code}")
+            checks.ok(code == 0, f"{name}: exit {code} in {took:.1f} s, {size:.1f} MB {err}")
+            copies.append((name, dst, started, took, size))
+            time.sleep(5)
         time.sleep(args.after)
         load.finish()
         rec.mark("load stopped")
-        summarize_answers(rec, [(args.warmup, args.warmup + took)], checks, grace=0)
-        t = time.time()
-        if db_kind == "sqlite":
-            restored_path = rig.tmp / "restored.db"
-            shutil.copy(backup, restored_path)   # the restore: the backup file becomes the database
-            restored = f"sqlite:///{restored_path}"
-        else:
-            restored = rig.pg.createdb("restored")
-            out = subprocess.run([rig.pg.tool("pg_restore"), "--no-owner", "-d", restored, str(backup)],
-                                 capture_output=True, text=True)
-            checks.ok(out.returncode == 0, f"pg_restore: exit {out.returncode} {out.stderr.strip()[:200]}")
-        rec.mark(f"restored in {time.time() - t:.1f} s")
-        check_db(restored, checks, "check-db on the restored copy")
-        check_changes(restored, rig.data, Recorder(), checks, label="restored copy")
+        summarize_answers(rec, windows, checks, grace=0)
+        figures = {"requests": len(rec.events)}
+        for name, dst, started, took, size in copies:
+            during = collections.Counter(e[2] for e in rec.events if started <= e[0] <= started + took)
+            checks.lines.append(f"  while {name} ran ({took:.1f} s): {dict(sorted(during.items()))}")
+            t = time.time()
+            if db_kind == "sqlite":
+                restored_path = rig.tmp / f"restored-{dst.name}"
+                shutil.copy(dst, restored_path)   # the restore: the backup file becomes the database
+                restored = f"sqlite:///{restored_path}"
+            else:
+                restored = rig.pg.createdb("restored")
+                out = subprocess.run([rig.pg.tool("pg_restore"), "--no-owner", "-d", restored, str(dst)],
+                                     capture_output=True, text=True)
+                checks.ok(out.returncode == 0,
+                          f"pg_restore: exit {out.returncode} {out.stderr.strip()[:200]}")
+            restore_s = time.time() - t
+            check_db(restored, checks, f"check-db on the copy restored from {name} ({restore_s:.1f} s)")
+            check_changes(restored, rig.data, rec, checks, label=f"copy from {name}", acked_before=started)
+            figures[name] = {"seconds": round(took, 1), "mb": round(size, 1),
+                             "restore_s": round(restore_s, 1), "saves_meanwhile": during.get(303, 0)}
         check_db(rig.url, checks, "check-db on the live database")
         check_changes(rig.url, rig.data, rec, checks, label="live database")
-        return finish("backup", db_kind, checks, {"requests": len(rec.events), "backup_s": round(took, 2),
-                                                  "backup_mb": round(backup.stat().st_size / 1e6, 1)}, rig)
+        return finish("backup", db_kind, checks, figures, rig)
 
 
 FAULTS = {
@@ -1420,6 +1455,8 @@ def main(argv=None):
     ap.add_argument("--interval", type=float, default=6.0, help="worker-kill: seconds between kills")
     ap.add_argument("--backlog", type=float, default=15.0, help="delivery-kill: seconds of mail to pile up")
     ap.add_argument("--rows", type=int, default=200_000, help="import-kill: rows in the export")
+    ap.add_argument("--filler", type=int, default=None,
+                    help="more users in the database (default: 200,000 for backup, none otherwise)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, databases)")
     args = ap.parse_args(argv)
@@ -1431,7 +1468,12 @@ def main(argv=None):
                 or d == "postgresql"]
     else:
         runs = [(args.fault, args.db or ("postgresql" if args.fault == "postgres-restart" else "sqlite"))]
-    results = [FAULTS[f](args, d) for f, d in runs]
+    results = []
+    for f, d in runs:
+        run_args = argparse.Namespace(**vars(args))
+        if run_args.filler is None:
+            run_args.filler = 200_000 if f == "backup" else 0
+        results.append(FAULTS[f](run_args, d))
     sys.exit(0 if all(results) else 1)
 
 
