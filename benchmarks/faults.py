@@ -1423,6 +1423,19 @@ def fault_backup(args, db_kind):
             check_changes(restored, rig.data, rec, checks, label=f"copy from {name}", acked_before=started)
             figures[name] = {"seconds": round(took, 1), "mb": round(size, 1),
                              "restore_s": round(restore_s, 1), "saves_meanwhile": during.get(303, 0)}
+        if db_kind == "postgresql":
+            # Can the check fail? The same dump restored without its post-data section (indexes,
+            # constraints), as a hurried restore might: check-db must refuse it.
+            partial = rig.pg.createdb("partial")
+            subprocess.run([rig.pg.tool("pg_restore"), "--no-owner", "--section=pre-data", "--section=data",
+                            "-d", partial, str(copies[0][1])], capture_output=True, text=True)
+            env = dict(os.environ, DATABASE_URL=partial)
+            out = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "check-db", "--quick"],
+                                 cwd=ROOT, env=env, capture_output=True, text=True)
+            lines = out.stdout.strip().splitlines()
+            checks.ok(out.returncode == 1 and any("missing index" in ln for ln in lines),
+                      f"check-db refuses the copy restored without indexes: exit {out.returncode}, "
+                      f"{len(lines)} lines, e.g. {lines[:2]}")
         check_db(rig.url, checks, "check-db on the live database")
         check_changes(rig.url, rig.data, rec, checks, label="live database")
         return finish("backup", db_kind, checks, figures, rig)
