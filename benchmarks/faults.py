@@ -951,7 +951,7 @@ def fault_delivery_kill(args, db_kind):
         rec, checks = Recorder(), Checks()
         load = rig.load(rec, otp_threads=0)
         load.start()
-        kills, leased = [], []
+        kills, leased = [], set()
         for i in range(args.kills if args.kills != 5 else 3):
             rig.delivery.stop()
             time.sleep(args.backlog)
@@ -963,7 +963,7 @@ def fault_delivery_kill(args, db_kind):
             time.sleep(random.uniform(0.2, 1.0))
             rig.delivery.kill()
             kills.append(time.time() - rec.t0)
-            leased += [m.id for m in leased_mails(rig.url)]
+            leased |= {m.id for m in leased_mails(rig.url)}
             rec.mark(f"kill {i + 1}: SIGKILL deliver-mail after it sent "
                      f"{sum(rig.sink.by_id.values()) - before} mails of its batch; "
                      f"{len(leased)} leased mails wait for their lease so far")
