@@ -1,6 +1,8 @@
 # The two commands: `make run` (set up and serve on SQLite with demo data), `make test` (whole suite).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# make run and make test are development (SPEC 11.7): a generated secret key, /dev/mail, loopback hosts.
+export APP_ENV ?= development
 FLASK := $(VENV)/bin/flask --app app
 PORT ?= 5000
 AREAS := $(wildcard translations/*)

@@ -4,22 +4,36 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from dotenv import load_dotenv
 from flask import Flask, redirect, render_template, request, url_for
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from accounts import clock, health, outbox, passwords
+from accounts import background, clock, health, passwords
 from accounts.db import database, init_database
 from blueprints import outage
+from blueprints.errorpages import register_error_pages
 from blueprints.extensions import babel, csrf, limiter, login_manager, mail
-from blueprints.web import render, safe_next
+from blueprints.sessions import ServerSessionInterface
+from blueprints.web import safe_next
 
 ROOT = Path(__file__).resolve().parent
+
+
+def instance_dir() -> Path:
+    """Where the development secret key and the default SQLite file live: ``INSTANCE_PATH`` if set,
+    else instance/ of the checkout; an installed copy (no pyproject.toml beside app.py) never
+    writes into site-packages, it uses <venv>/var/portal-instance (Flask's own convention)."""
+    if os.environ.get("INSTANCE_PATH"):
+        return Path(os.environ["INSTANCE_PATH"])
+    if (ROOT / "pyproject.toml").exists():
+        return ROOT / "instance"
+    return Path(sys.prefix) / "var" / "portal-instance"
+
 LANGUAGES = ("ja", "en")
 # One message catalog per area (translations/<area>/<lang>/LC_MESSAGES/messages.po), merged at
 # run time: a new area is a new folder, so areas worked on side by side never edit one file.
@@ -37,55 +51,128 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+
+# Settings that have a default (SPEC 10). SECRET_KEY and BASE_URL have none in production.
+DEFAULTS = {
+    "APP_ENV": PRODUCTION,
+    "DATABASE_URL": None,        # None: the SQLite file portal.db in the instance folder
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 25,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_DEFAULT_SENDER": "no-reply@portal.example.jp",
+    "REDIS_URL": None,
+    "FAQ_URL": "https://support.example.jp/faq",
+    # SDPF users ask their contract's administrator and their partner; a FAQ only if set.
+    "FAQ_URL_SDPF": None,
+    "SITE_OPERATOR_NAME": "NTT Communications",
+    "TRUSTED_HOSTS": "",        # comma-separated host names accepted besides BASE_URL's
+    "TRUSTED_PROXIES": 0,       # reverse proxies in front (X-Forwarded-For is read through them)
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_MAX_HOURS": 12,
+    "RESET_TOKEN_MINUTES": 30,
+    "EMAIL_CHANGE_TOKEN_MINUTES": 60 * 24,
+    "MAIL_OTP_MINUTES": 10,
+    "MAIL_OTP_MAX_TRIES": 5,
+    "MAIL_OTP_RESEND_SECONDS": 60,
+    "TRUSTED_BROWSER_DAYS": 30,
+    "LOCKOUT_THRESHOLD": 10,
+    "ARGON2_TIME_COST": passwords.PRODUCTION_PARAMETERS["time_cost"],
+    "ARGON2_MEMORY_COST": passwords.PRODUCTION_PARAMETERS["memory_cost"],
+    "ARGON2_PARALLELISM": passwords.PRODUCTION_PARAMETERS["parallelism"],
+    "MAIL_SUBJECT_RESET_BUSINESS": "NTTコミュニケーションズ ビジネスポータル パスワード再設定メール",
+    "MAIL_SUBJECT_RESET_SDPF": "【Smart Data Platform】パスワード再設定",
+    "MAIL_SUBJECT_OTP_BUSINESS": "NTTコミュニケーションズ ビジネスポータル メールワンタイムパスワード",
+    "MAIL_SUBJECT_OTP_SDPF": "【Smart Data Platform】メールワンタイムパスワード",
+    "DELIVER_MAIL_IN_PROCESS": False,
+    "RATELIMIT_ENABLED": True,
+    "DB_KEEP_CONNECTION": True,
+}
+DEVELOPMENT_BASE_URL = "http://127.0.0.1:5000"
+REQUIRED_IN_PRODUCTION = {
+    "SECRET_KEY": "a long random value, e.g. python -c 'import secrets; print(secrets.token_hex(32))'",
+    "BASE_URL": "the address users reach the portals at, e.g. https://portal.example.jp",
+}
+
+
 def config_from_env() -> dict:
-    """Every setting of SPEC section 10, read from the environment (and .env in development)."""
+    """The settings of SPEC 10 and 11 that the environment (and .env in development) gives.
+
+    Only what is set is returned; ``DEFAULTS`` fill the rest. In development a missing
+    SECRET_KEY is generated once into instance/secret_key and BASE_URL defaults to the local
+    server; in production both must be set (``check_config``).
+    """
     load_dotenv(ROOT / ".env")
     env = os.environ.get
-    return {
-        "SECRET_KEY": env("SECRET_KEY") or _dev_secret_key(),
-        "DATABASE_URL": env("DATABASE_URL") or f"sqlite:///{ROOT / 'instance' / 'portal.db'}",
-        "MAIL_SERVER": env("MAIL_SERVER") or None,
-        "MAIL_PORT": _int("MAIL_PORT", 25),
-        "MAIL_USERNAME": env("MAIL_USERNAME") or None,
-        "MAIL_PASSWORD": env("MAIL_PASSWORD") or None,
-        "MAIL_USE_TLS": _bool(env("MAIL_USE_TLS")),
-        "MAIL_USE_SSL": _bool(env("MAIL_USE_SSL")),
-        "MAIL_DEFAULT_SENDER": env("MAIL_DEFAULT_SENDER") or "no-reply@portal.example.jp",
-        "REDIS_URL": env("REDIS_URL") or None,
-        "BASE_URL": env("BASE_URL") or "http://127.0.0.1:5000",
-        "FAQ_URL": env("FAQ_URL") or "https://support.example.jp/faq",
-        "RESET_TOKEN_MINUTES": _int("RESET_TOKEN_MINUTES", 30),
-        "EMAIL_CHANGE_TOKEN_MINUTES": _int("EMAIL_CHANGE_TOKEN_MINUTES", 60 * 24),
-        "MAIL_OTP_MINUTES": _int("MAIL_OTP_MINUTES", 10),
-        "MAIL_OTP_MAX_TRIES": _int("MAIL_OTP_MAX_TRIES", 5),
-        "MAIL_OTP_RESEND_SECONDS": _int("MAIL_OTP_RESEND_SECONDS", 60),
-        "TRUSTED_BROWSER_DAYS": _int("TRUSTED_BROWSER_DAYS", 30),
-        "LOCKOUT_THRESHOLD": _int("LOCKOUT_THRESHOLD", 10),
-        "ARGON2_TIME_COST": _int("ARGON2_TIME_COST", passwords.PRODUCTION_PARAMETERS["time_cost"]),
-        "ARGON2_MEMORY_COST": _int("ARGON2_MEMORY_COST", passwords.PRODUCTION_PARAMETERS["memory_cost"]),
-        "ARGON2_PARALLELISM": _int("ARGON2_PARALLELISM", passwords.PRODUCTION_PARAMETERS["parallelism"]),
-        "MAIL_SUBJECT_RESET_BUSINESS": env("MAIL_SUBJECT_RESET_BUSINESS")
-        or "NTTコミュニケーションズ ビジネスポータル パスワード再設定メール",
-        "MAIL_SUBJECT_RESET_SDPF": env("MAIL_SUBJECT_RESET_SDPF")
-        or "【Smart Data Platform】パスワード再設定",
-        "MAIL_SUBJECT_OTP_BUSINESS": env("MAIL_SUBJECT_OTP_BUSINESS")
-        or "NTTコミュニケーションズ ビジネスポータル メールワンタイムパスワード",
-        "MAIL_SUBJECT_OTP_SDPF": env("MAIL_SUBJECT_OTP_SDPF")
-        or "【Smart Data Platform】メールワンタイムパスワード",
-        "DELIVER_MAIL_IN_PROCESS": _bool(env("DELIVER_MAIL_IN_PROCESS")),
-        "SESSION_COOKIE_SECURE": _bool(env("SESSION_COOKIE_SECURE")),
-        "RATELIMIT_ENABLED": _bool(env("RATELIMIT_ENABLED"), default=True),
-        "DB_KEEP_CONNECTION": _bool(env("DB_KEEP_CONNECTION"), default=True),
-    }
+    found = {}
+    for key, default in DEFAULTS.items():
+        raw = env(key)
+        if raw is None or raw == "":
+            continue
+        if isinstance(default, bool):
+            found[key] = _bool(raw, default)
+        elif isinstance(default, int):
+            found[key] = _int(key, default)
+        else:
+            found[key] = raw
+    for key in ("SECRET_KEY", "BASE_URL", "SESSION_COOKIE_SECURE"):
+        if env(key):
+            found[key] = _bool(env(key)) if key == "SESSION_COOKIE_SECURE" else env(key)
+    if found.get("APP_ENV", PRODUCTION) == DEVELOPMENT:
+        found.setdefault("SECRET_KEY", _dev_secret_key())
+        found.setdefault("BASE_URL", DEVELOPMENT_BASE_URL)
+    return found
 
 
 def _dev_secret_key() -> str:
-    """A random key kept in instance/ so that development sessions survive a restart."""
-    path = ROOT / "instance" / "secret_key"
-    path.parent.mkdir(exist_ok=True)
+    """A random key kept in instance/ so that development sessions survive a restart; the file is
+    created readable by its owner only (0600)."""
+    path = instance_dir() / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text(os.urandom(32).hex())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(os.urandom(32).hex())
     return path.read_text().strip()
+
+
+def check_config(config: dict) -> None:
+    """Refuse to start a production app without its secrets, with one line naming the variable
+    (SystemExit prints it and exits with status 1, no traceback)."""
+    if config["APP_ENV"] not in (DEVELOPMENT, PRODUCTION):
+        raise SystemExit(f"APP_ENV must be 'production' or 'development', not {config['APP_ENV']!r}.")
+    if config["APP_ENV"] == PRODUCTION:
+        for key, what in REQUIRED_IN_PRODUCTION.items():
+            if not config.get(key):
+                raise SystemExit(f"{key} is not set: production needs {what} (or set APP_ENV=development).")
+    base = urlsplit(config.get("BASE_URL") or "")
+    if config.get("BASE_URL") and (base.scheme not in ("http", "https") or not base.hostname):
+        raise SystemExit(f"BASE_URL must be an absolute http(s) address, not {config['BASE_URL']!r}.")
+
+
+def _derived_settings(config: dict) -> dict:
+    """Settings that follow from others: trusted hosts, cookie security, rate-limit storage."""
+    development = config["APP_ENV"] == DEVELOPMENT
+    hosts = [urlsplit(config["BASE_URL"]).hostname] if config.get("BASE_URL") else []
+    extra = config.get("TRUSTED_HOSTS") or ""
+    hosts += [h.strip() for h in (extra.split(",") if isinstance(extra, str) else extra) if h.strip()]
+    if development:  # the local server answers on every loopback name
+        hosts += ["localhost", "127.0.0.1", "::1"]
+    secure = config.get("SESSION_COOKIE_SECURE")
+    if secure is None:  # production: Secure unless SESSION_COOKIE_SECURE=0 says otherwise
+        secure = not development
+    return {
+        "TRUSTED_HOSTS": sorted(set(hosts)) if hosts else None,
+        "SESSION_COOKIE_SECURE": bool(secure),
+        "RATELIMIT_STORAGE_URI": config.get("RATELIMIT_STORAGE_URI")
+        or (config["REDIS_URL"] if config.get("REDIS_URL") else "memory://"),
+        "DEV_MAILBOX": development and not config.get("MAIL_SERVER"),
+        "SEND_HSTS": (config.get("BASE_URL") or "").startswith("https://"),
+    }
 
 
 def select_locale() -> str:
@@ -100,8 +187,17 @@ def select_locale() -> str:
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_path=str(ROOT / "instance"))
-    app.config.update(config_from_env())
+    """Build one app. Without ``config`` the settings come from the environment (and .env);
+    with it, only from ``DEFAULTS`` and ``config`` (tests and benchmarks), nothing else is read."""
+    settings = dict(DEFAULTS)
+    settings.update(config_from_env() if config is None else config)
+    check_config(settings)
+    settings.update(_derived_settings(settings))
+    if not settings.get("DATABASE_URL"):
+        instance_dir().mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not the folder
+        settings["DATABASE_URL"] = f"sqlite:///{instance_dir() / 'portal.db'}"
+
+    app = Flask(__name__, instance_path=str(instance_dir()))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -113,31 +209,35 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
         # The outbox decides what is sent; Flask-Mail never silently drops a mail (even in tests).
         MAIL_SUPPRESS_SEND=False,
+        # Redis down: rate limits fall back to the process's memory instead of failing requests.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
     )
-    if config:
-        app.config.update(config)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
-    if app.config["REDIS_URL"]:
-        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
-    outage.limiter_settings(app.config)
+    app.config.update(settings)
+    outage.limiter_settings(app.config)   # Redis: short timeouts, memory while it is out
+    if app.config["TRUSTED_PROXIES"]:
+        n = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     init_database(app.config["DATABASE_URL"])
-    passwords.configure(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST"],
-                        app.config["ARGON2_PARALLELISM"])
+    app.extensions["password_hasher"] = passwords.Hasher(
+        time_cost=app.config["ARGON2_TIME_COST"], memory_cost=app.config["ARGON2_MEMORY_COST"],
+        parallelism=app.config["ARGON2_PARALLELISM"])
 
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
-    login_manager.session_protection = "strong"
+    login_manager.session_protection = None  # sessions are server-side rows (blueprints.sessions)
+    app.session_interface = ServerSessionInterface()
 
     _register_hooks(app)
-    outage.init_app(app, LANGUAGES)
+    register_error_pages(app)
+    outage.init_app(app, LANGUAGES)   # the database out: a 503 page, never a traceback
     _register_blueprints(app)
     _register_commands(app)
-    if app.config.get("DELIVER_MAIL_IN_PROCESS") and app.config["MAIL_SERVER"]:
-        _start_delivery_thread(app)
+    if app.config.get("DELIVER_MAIL_IN_PROCESS"):
+        _start_background_thread(app)
     return app
 
 
@@ -180,76 +280,44 @@ def _register_hooks(app: Flask) -> None:
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "same-origin")
         h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         h.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
             "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
         )
+        if app.config["SEND_HSTS"]:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         if request.endpoint and "static" not in request.endpoint:
             h.setdefault("Cache-Control", "no-store")
         return response
 
     @app.context_processor
     def _template_globals():
+        from blueprints.web import site_context
+
         return {
             "current_locale": str(get_locale()),
             "format_jst": clock.format_jst,
             "languages": LANGUAGES,
+            **site_context(),
         }
-
-    @app.errorhandler(CSRFError)
-    def _csrf_error(e):
-        return render("errors/error.html", status=400, code=400,
-                      title=_l("Your form expired"),
-                      message=_l("The page was open too long or came from elsewhere. "
-                                 "Go back, reload the page and try again."))
-
-    @app.errorhandler(404)
-    def _not_found(e):
-        return render("errors/error.html", status=404, code=404, title=_l("Page not found"),
-                      message=_l("The page does not exist, or you may not see it."))
-
-    @app.errorhandler(403)
-    def _forbidden(e):
-        return render("errors/error.html", status=403, code=403, title=_l("Not allowed"),
-                      message=_l("You may not do this."))
-
-    @app.errorhandler(405)
-    def _method(e):
-        return render("errors/error.html", status=405, code=405, title=_l("Not allowed"),
-                      message=_l("This address does not accept that kind of request."))
-
-    @app.errorhandler(429)
-    def _too_many(e):
-        return render("errors/error.html", status=429, code=429, title=_l("Too many attempts"),
-                      message=_l("Please wait a moment before trying again."))
-
-    @app.errorhandler(500)
-    def _server_error(e):
-        unavailable = outage.response_for_server_error(e)
-        if unavailable is not None:
-            return unavailable
-        if not database.is_closed():
-            try:
-                database.rollback()
-            except Exception:
-                pass
-        return render("errors/error.html", status=500, code=500, title=_l("Something went wrong"),
-                      message=_l("Nothing was changed. Please try again in a moment."))
 
     @app.get("/")
     def index():
         return render_template("index.html")
 
-    @app.get("/lang/<code>")
+    @app.route("/lang/<code>", methods=["GET", "POST"])
     def set_language(code):
-        """The visible language switch: kept in a cookie, and in the account when signed in."""
-        target = safe_next(request.args.get("next"), url_for("index"))
+        """The visible language switch: kept in a cookie; a POST (the switch's button) also saves
+        it in the account when signed in. A GET (an old link) only sets the cookie."""
+        target = safe_next(request.values.get("next"), url_for("index"))
         response = redirect(target, 303)
         if code in LANGUAGES:
             response.set_cookie("lang", code, max_age=365 * 24 * 3600, samesite="Lax",
                                 httponly=True, secure=app.config["SESSION_COOKIE_SECURE"])
-            if current_user.is_authenticated and getattr(current_user, "language", None) != code:
+            if request.method == "POST" and current_user.is_authenticated \
+                    and getattr(current_user, "language", None) != code:
                 who = current_user._get_current_object()  # a User or a Staff row
                 model = type(who)
                 model.update(language=code).where(model.id == who.id).execute()
@@ -270,31 +338,32 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(sdpf_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(legacy_bp)
-    if not app.config["MAIL_SERVER"]:
+    if app.config["DEV_MAILBOX"]:  # development without SMTP only: it shows every reset link
         from blueprints.devmail import bp as devmail_bp
 
         app.register_blueprint(devmail_bp)
 
 
-def _start_delivery_thread(app: Flask) -> None:
-    """`make run` delivers mail itself; production runs `flask deliver-mail` beside the workers."""
+def _start_background_thread(app: Flask) -> None:
+    """`make run` does the worker's rounds itself (identity checks, mail when SMTP is set, session
+    clean-up); production runs `flask deliver-mail` beside the web workers."""
 
     def loop():
         while True:
             with app.app_context():
                 try:
                     database.connect(reuse_if_open=True)
-                    outbox.deliver_due(mail, app.config["MAIL_DEFAULT_SENDER"])
+                    background.run_round(mail if app.config["MAIL_SERVER"] else None, app.config)
                 except Exception as exc:  # keep the loop alive; the attempt rows say what failed
-                    app.logger.warning("mail delivery round failed: %s", exc)
+                    app.logger.warning("background round failed: %s", exc)
                     if health.is_unavailable(exc):
                         health.discard_connection()
                 finally:
                     if not database.is_closed():
                         database.close()
-            time.sleep(2)
+            time.sleep(1)
 
-    threading.Thread(target=loop, name="mail-delivery", daemon=True).start()
+    threading.Thread(target=loop, name="background-worker", daemon=True).start()
 
 
 def _register_commands(app: Flask) -> None:
@@ -318,10 +387,7 @@ def _register_commands(app: Flask) -> None:
         """Create a staff account; asks the password twice on a terminal, else reads one line."""
         from accounts.staff import StaffError, create_staff_account
 
-        if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            password = sys.stdin.readline().rstrip("\r\n")
+        password = _read_password()
         try:
             staff = create_staff_account(login_id, role, password)
         except StaffError as exc:
@@ -345,15 +411,16 @@ def _register_commands(app: Flask) -> None:
             click.echo(line)
 
     @app.cli.command("deliver-mail")
-    @click.option("--once", is_flag=True, help="Deliver what is due and exit.")
-    @click.option("--interval", default=2.0, show_default=True, help="Seconds between rounds.")
+    @click.option("--once", is_flag=True, help="Do one round and exit.")
+    @click.option("--interval", default=1.0, show_default=True, help="Seconds between rounds.")
     def deliver_mail(once, interval):
-        """Deliver queued mail over SMTP with retries (run beside the web workers)."""
+        """The worker beside the web workers: answers reset requests (identity checks), delivers
+        queued mail over SMTP with retries, removes expired sessions."""
         if not app.config["MAIL_SERVER"]:
-            click.echo("MAIL_SERVER is not set: mails stay in the outbox (see /dev/mail).", err=True)
-            sys.exit(1)
-        outbox.work(mail, app.config["MAIL_DEFAULT_SENDER"], interval=interval, once=once,
-                    say=click.echo, warn=lambda line: click.echo(line, err=True))
+            click.echo("MAIL_SERVER is not set: requests are answered, mails stay in the outbox.",
+                       err=True)
+        background.work(mail if app.config["MAIL_SERVER"] else None, app.config, interval=interval,
+                        once=once, say=click.echo, warn=lambda line: click.echo(line, err=True))
 
     @app.cli.command("migrate-legacy")
     @click.argument("csv_path", type=click.Path(dir_okay=False))
@@ -365,6 +432,45 @@ def _register_commands(app: Flask) -> None:
         from accounts.migration import command
 
         sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
+
+    @app.cli.command("publish-terms")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--title", required=True, help="The version's title shown to users.")
+    @click.option("--at", default=None, help="In force from (ISO 8601; without offset JST). Default: now.")
+    def publish_terms(file, title, at):
+        """Publish the next terms version from a UTF-8 text or Markdown file (SPEC 12)."""
+        from accounts.terms import command
+
+        sys.exit(command(file, title=title, at=at))
+
+    @app.cli.command("staff-list")
+    def staff_list():
+        """List the staff accounts with their role and state."""
+        from accounts.staff import command_list
+
+        sys.exit(command_list())
+
+    def _staff_action(name, action, doc):
+        @app.cli.command(name, help=doc)
+        @click.argument("login_id")
+        def run(login_id):
+            from accounts.staff import command_apply
+
+            sys.exit(command_apply(login_id, action))
+
+    _staff_action("staff-disable", "disable", "Disable a staff account (not the last enabled operator).")
+    _staff_action("staff-enable", "enable", "Enable a disabled staff account.")
+    _staff_action("staff-unlock", "unlock", "Clear a staff account's sign-in lock.")
+    _staff_action("staff-reset-totp", "reset_totp",
+                  "Reset a staff account's TOTP: it sets up TOTP again at the next sign-in.")
+
+    @app.cli.command("staff-set-password")
+    @click.argument("login_id")
+    def staff_set_password(login_id):
+        """Set a staff account's password; asks twice on a terminal, else reads one line."""
+        from accounts.staff import command_set_password
+
+        sys.exit(command_set_password(login_id, _read_password()))
 
     @app.cli.command("migration-period")
     @click.option("--start", default=None, help="ISO 8601; a time without offset is JST.")
@@ -383,3 +489,37 @@ def _register_commands(app: Flask) -> None:
         from accounts.consistency import command
 
         sys.exit(command(quick=quick, echo=click.echo))
+
+    # Last: every command registered above (and by other areas before this line) refuses, in one
+    # line, to run on a database without the current schema; only db-upgrade creates it.
+    for name, command_obj in app.cli.commands.items():
+        if name not in SCHEMA_FREE_COMMANDS:
+            command_obj.callback = _schema_first(command_obj.callback)
+
+
+SCHEMA_FREE_COMMANDS = {"db-upgrade"}
+
+
+def _schema_first(callback):
+    """Run ``callback`` only when every migration is applied; else one line and exit status 1."""
+    import functools
+
+    @functools.wraps(callback)
+    def wrapped(*args, **kwargs):
+        from accounts.schema import SchemaNotReady, check_ready
+
+        try:
+            check_ready()
+        except SchemaNotReady as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        return callback(*args, **kwargs)
+
+    return wrapped
+
+
+def _read_password() -> str:
+    """A password asked twice on a terminal, or one line of standard input (scripts, CI)."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")

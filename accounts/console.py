@@ -9,13 +9,13 @@ import unicodedata
 
 from peewee import IntegrityError
 
-from . import audit, fields, outbox, scope, tokens
+from . import audit, fields, lockout, outbox, period, scope, sessions, tokens
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, BackupCode, TrustedBrowser, User
 
 EDITABLE = ("email", "login_id", "name", "phone")
-LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}$")
+LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}\Z")
 PHONE_SEPARATORS = re.compile(r"[\s\-()]")
 
 RESET_2STEP = "reset_twostep"
@@ -23,8 +23,9 @@ CLEAR_TRUSTED = "clear_trusted_browsers"
 UNLOCK = "unlock"
 DISABLE = "disable"
 ENABLE = "enable"
+END_SESSIONS = "end_sessions"
 SEND_RESET_LINK = "send_reset_link"
-ACTIONS = (SEND_RESET_LINK, RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE)
+ACTIONS = (SEND_RESET_LINK, RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE, END_SESSIONS)
 
 
 class ConsoleError(Exception):
@@ -171,8 +172,12 @@ def _subject(kind: str):
 
 
 def reset(principal, user_id, action: str, *, ip=None) -> User:
-    """One of the console's resets. The user's password is never set or shown here."""
-    if action not in (RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE):
+    """One of the console's resets. The user's password is never set or shown here.
+
+    A two-step reset, disabling and "sign out everywhere" end every session of the user
+    (SPEC 11.5), pending sign-ins included.
+    """
+    if action not in (RESET_2STEP, CLEAR_TRUSTED, UNLOCK, DISABLE, ENABLE, END_SESSIONS):
         raise NotFound()
     user = _require(principal, scope.RESET, user_id)
     now = utcnow()
@@ -182,23 +187,30 @@ def reset(principal, user_id, action: str, *, ip=None) -> User:
                         updated_at=now).where(User.id == user.id).execute()
             codes = BackupCode.delete().where(BackupCode.user == user).execute()
             browsers = TrustedBrowser.delete().where(TrustedBrowser.user == user).execute()
+            ended = sessions.end_all(user)
             audit.record(principal, action, target_user=user, field="twostep_method",
                          old=user.twostep_method, new=None, ip=ip,
-                         detail=f"backup codes removed: {codes}, trusted browsers removed: {browsers}")
+                         detail=f"backup codes removed: {codes}, trusted browsers removed: {browsers}, "
+                                f"sessions ended: {ended}")
         elif action == CLEAR_TRUSTED:
             browsers = TrustedBrowser.delete().where(TrustedBrowser.user == user).execute()
             audit.record(principal, action, target_user=user, ip=ip,
                          detail=f"trusted browsers removed: {browsers}")
         elif action == UNLOCK:
-            User.update(failed_logins=0, locked_until=None, updated_at=now) \
+            User.update({**lockout.unlock_fields(User), User.updated_at: now}) \
                 .where(User.id == user.id).execute()
             audit.record(principal, action, target_user=user, field="locked_until",
                          old=user.locked_until, new=None, ip=ip)
+        elif action == END_SESSIONS:
+            ended = sessions.end_all(user)
+            audit.record(principal, action, target_user=user, ip=ip, detail=f"sessions ended: {ended}")
         else:
             disabled = action == DISABLE
             User.update(disabled=disabled, updated_at=now).where(User.id == user.id).execute()
+            ended = sessions.end_all(user) if disabled else 0
             audit.record(principal, action, target_user=user, field="disabled",
-                         old=user.disabled, new=disabled, ip=ip)
+                         old=user.disabled, new=disabled, ip=ip,
+                         detail=f"sessions ended: {ended}" if disabled else None)
     return User.get_by_id(user.id)
 
 
@@ -209,7 +221,10 @@ def send_reset_link(principal, user_id, *, config, base_url: str, ip=None):
     user = _require(principal, scope.SEND_RESET, user_id)
     if user.disabled:
         raise Invalid("disabled")
-    return recovery.send_reset_link(user, config=config, base_url=base_url, actor=principal, ip=ip)
+    try:
+        return recovery.send_reset_link(user, config=config, base_url=base_url, actor=principal, ip=ip)
+    except period.NotYetOpen as exc:
+        raise Invalid("not_yet_open", current=exc.opens_at) from None
 
 
 CONTACT_SUBJECT_MAX = 200
@@ -222,6 +237,8 @@ def validate_contact(subject: str, body: str) -> dict:
         errors["subject"] = "required"
     elif len(subject) > CONTACT_SUBJECT_MAX:
         errors["subject"] = "too_long"
+    elif any(c in subject for c in "\r\n\x00"):  # a line break would start a header (SPEC 11.6)
+        errors["subject"] = "line_break"
     if not (body or "").strip():
         errors["body"] = "required"
     elif len(body) > CONTACT_BODY_MAX:
@@ -250,6 +267,8 @@ def remind(principal, user_ids, *, base_url: str, ip=None) -> int:
     """Reminder mails to users in scope whose first login is pending; returns how many were sent.
 
     Users out of scope, already done or disabled are skipped silently (the list came from a form).
+    Before the migration period a selection holding a migrated user is refused whole
+    (Invalid "not_yet_open", ``current`` = the period's start): nobody moves users early.
     """
     if not scope.may(principal, scope.REMIND):
         raise NotFound()
@@ -264,6 +283,11 @@ def remind(principal, user_ids, *, base_url: str, ip=None) -> int:
     users = list(User.select().where(
         User.id.in_(ids[:500]) & scope.user_condition(principal)
         & User.first_login_done_at.is_null(True) & (User.disabled == False)))  # noqa: E712
+    current = period.current()
+    for user in users:
+        opens_at = period.first_login_opens_at(user, period=current)
+        if opens_at is not None:
+            raise Invalid("not_yet_open", current=opens_at)
     with database.atomic():
         for user in users:
             outbox.render_and_enqueue(

@@ -72,8 +72,18 @@ def connect_url(url: str):
     raise ValueError(f"unsupported DATABASE_URL scheme: {parsed.scheme!r}")
 
 
+_current_url: list[str | None] = [None]
+
+
 def init_database(url: str):
-    """Point the app at ``url``; a database it pointed at before has its connections closed."""
+    """Point the process's database handle at ``url``.
+
+    One process serves one database: a second app for the same URL (the test suite builds many)
+    keeps the handle and its open connections. Only a different URL replaces it, and then the
+    old database's connections are closed.
+    """
+    if database.obj is not None and _current_url[0] == url:
+        return database.obj
     previous = database.obj
     if previous is not None:
         if hasattr(previous, "close_all"):
@@ -82,6 +92,7 @@ def init_database(url: str):
             previous.close()
     db = connect_url(url)
     database.initialize(db)
+    _current_url[0] = url
     return db
 
 

@@ -3,7 +3,7 @@ import datetime
 import hashlib
 import secrets
 
-from . import outbox
+from . import outbox, site
 from .clock import utcnow
 from .db import database
 from .models import (
@@ -126,6 +126,7 @@ def load_demo() -> list[str]:
                           "phone": u.phone, "is_admin": u.is_admin, "user": u,
                           "parent_ecid": u.contract.parent.ecid if u.contract.parent_id else None,
                           "contract_name": u.contract.name, "password_hash": pw})
+        site.mark_demo_loaded()  # the footer says "(demo)" from now on (SPEC 12)
         for login_id, role in (("operator", "operator"), ("helpdesk", "helpdesk")):
             if not Staff.select().where(Staff.login_id_key == login_id).exists():
                 Staff.create(login_id=login_id, login_id_key=login_id, role=role,

@@ -19,7 +19,7 @@ def email_problem(value: str) -> str | None:
         return "required"
     if len(value) > MAX_EMAIL:
         return "too_long"
-    if not EMAIL_RE.match(value):
+    if not EMAIL_RE.fullmatch(value):  # fullmatch: "$" would let a trailing line break through
         return "invalid"
     return None
 

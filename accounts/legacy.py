@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError
 from werkzeug.security import check_password_hash
 
-from . import audit, fields, outbox, period, recovery, tokens
+from . import audit, fields, lockout, outbox, period, recovery, tokens
 from .clock import utcnow
 from .db import database, is_postgres
 from .models import BUSINESS, LegacyAccount, User
@@ -35,7 +35,7 @@ def hash_format(stored: str | None) -> str | None:
         return "argon2"
     if stored[:4] in ("$2a$", "$2b$", "$2y$"):
         return "bcrypt"
-    if re.match(r"^(scrypt|pbkdf2):[^$]*\$[^$]+\$[0-9a-f]+$", stored):
+    if re.match(r"^(scrypt|pbkdf2):[^$]*\$[^$]+\$[0-9a-f]+\Z", stored):
         return "werkzeug"
     return None
 
@@ -67,29 +67,43 @@ class SignIn:
         return bool(self.accounts)
 
 
-def authenticate(login_id: str, password: str, *, ip: str | None = None) -> SignIn:
+def authenticate(login_id: str, password: str, *, ip: str | None = None, threshold: int = 10,
+                 now=None) -> SignIn:
     """Try every legacy account with this login ID (any contract). Records the attempt.
 
+    The same lockout as the new portals (accounts.lockout, SPEC 11.4), per legacy account: a
+    locked candidate is not tried, a candidate whose password did not match counts a failure.
     Refused only while the legacy portal is closed (after the period) by the caller; this
-    function answers the same for an unknown ID and a wrong password.
+    function answers the same for an unknown ID, a wrong password and a locked account.
     """
+    now = now or utcnow()
     key = (login_id or "").strip().lower()
     candidates = list(LegacyAccount.select().where(LegacyAccount.login_id_key == key)
                       .order_by(LegacyAccount.contract_ecid)) if key and len(key) <= MAX_LOGIN_ID else []
-    if not candidates:
+    open_ones = [a for a in candidates if not lockout.password_locked(a, now)]
+    if not open_ones:
         hasher().burn(password)
-    matched = [a for a in candidates if verify_legacy_hash(a.password_hash, password or "")]
+    matched = [a for a in open_ones if verify_legacy_hash(a.password_hash, password or "")]
     with database.atomic():
         if matched:
             for a in matched:
+                lockout.clear_password_failures(LegacyAccount, a)
                 audit.record(_actor(a), "legacy_signin", target_user=a.user if a.user_id else None, ip=ip,
                              detail=f"legacy {a.login_id} / {a.contract_ecid}")
         else:
-            # Counted per login ID (the rate limit deducts only failures); no user is revealed.
+            for a in open_ones:
+                failures, until = lockout.count_password_failure(LegacyAccount, a, threshold=threshold,
+                                                                 now=now)
+                if until is not None or failures >= lockout.HARD_LOCK_FAILURES:
+                    audit.record(_actor(a), "legacy_account_locked", ip=ip,
+                                 target_user=a.user if a.user_id else None,
+                                 detail=f"after {failures} failures")
+            # No user is revealed: the entry names the typed login ID only.
             audit.record("legacy-portal", "legacy_signin_failed", ip=ip,
                          target_user=candidates[0].user if len(candidates) == 1 and candidates[0].user_id
                          else None,
-                         detail=f"legacy login ID {key[:100]}")
+                         detail=f"legacy login ID {key[:100]}"
+                         + (" (locked)" if candidates and not open_ones else ""))
     return SignIn(matched)
 
 
@@ -138,7 +152,8 @@ def identity(account: LegacyAccount) -> Identity:
 
 
 class ConfirmError(ValueError):
-    """Bad input in the pop-up: ``errors`` maps a field (email / login_id) to a code."""
+    """Bad input in the pop-up: ``errors`` maps a field (email / login_id / name / phone) to a code
+    (name and phone: the console's codes, accounts.console.validate)."""
 
     def __init__(self, errors: dict):
         super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -161,14 +176,37 @@ def check_fields(user: User, email: str, login_id: str) -> dict:
     return errors
 
 
-def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, config, base_url: str,
-            ip: str | None = None):
+CORRECTABLE_BUSINESS = ("name", "phone")
+
+
+def check_business_fields(user: User, name: str | None, phone: str | None) -> dict:
+    """Name and phone of a Business Portal user (SPEC 12: the guide shows all four rows as
+    "確認/変更可能"): the console's validation, so the pop-up accepts exactly what the console does."""
+    from . import console
+
+    errors = {}
+    if user.portal != BUSINESS:
+        return errors
+    for name_of_field, value in (("name", name), ("phone", phone)):
+        if value is None:
+            continue
+        code = console.validate(user, name_of_field, value)
+        if code:
+            errors[name_of_field] = code
+    return errors
+
+
+def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, name: str | None = None,
+            phone: str | None = None, config, base_url: str, ip: str | None = None):
     """Confirm or correct the identity information and mail the first-login link, in one transaction.
 
     Corrections update the new portal's user (audit old -> new; older link tokens voided); the
     legacy account is marked confirmed; the first-login link goes to the confirmed address.
+    Business Portal users may also correct name and phone (None: unchanged; ignored for SDPF).
     Returns the Mail. Raises ConfirmError for bad input (nothing written).
     """
+    from . import console
+
     email = (email or "").strip()
     with database.atomic():
         q = User.select().where(User.id == account.user_id)
@@ -176,7 +214,10 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
         if user is None:
             raise ConfirmError({"account": "not_migrated"})
         login_id = (login_id or "").strip() or user.login_id
+        if user.portal != BUSINESS:
+            name = phone = None
         errors = check_fields(user, email, login_id)
+        errors.update(check_business_fields(user, name, phone))
         if errors:
             raise ConfirmError(errors)
         changes = {}
@@ -186,6 +227,13 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
         if login_id != user.login_id:
             changes["login_id"] = (user.login_id, login_id)
             user.login_id, user.login_id_key = login_id, login_id.lower()
+        for field_name, value in (("name", name), ("phone", phone)):
+            if value is None:
+                continue
+            value = console.clean(field_name, value)
+            if value != getattr(user, field_name):
+                changes[field_name] = (getattr(user, field_name), value)
+                setattr(user, field_name, value)
         if changes:
             user.version += 1
             user.updated_at = utcnow()
@@ -194,8 +242,8 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
                     user.save()
             except IntegrityError:  # someone took the login ID between the check and the write
                 raise ConfirmError({"login_id": "taken"}) from None
-            for name, (old, new) in changes.items():
-                audit.record(user, "legacy_popup_corrected", target_user=user, field=name,
+            for changed, (old, new) in changes.items():
+                audit.record(user, "legacy_popup_corrected", target_user=user, field=changed,
                              old=old, new=new, ip=ip)
             tokens.void_all(user)
             if "email" in changes:

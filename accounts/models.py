@@ -47,6 +47,10 @@ class Contract(BaseModel):
     users_total = IntegerField(default=0)
     users_first_login_done = IntegerField(default=0)
 
+    class Meta:
+        # The console finds contracts by name prefix, in (name, id) keyset order.
+        indexes = ((("name", "id"), False),)
+
     @property
     def is_parent(self) -> bool:
         return self.parent_id is None
@@ -95,10 +99,14 @@ class User(BaseModel):
     password_changed_at = DateTimeField(null=True)
     first_login_done_at = DateTimeField(null=True)
     # Sign-in protection.
-    failed_logins = IntegerField(default=0)
+    failed_logins = IntegerField(default=0)  # consecutive wrong passwords
     locked_until = DateTimeField(null=True)
     disabled = BooleanField(default=False)
     last_login_at = DateTimeField(null=True)
+    # Second-step failures are counted apart from passwords (SPEC 11.4): a correct password never
+    # clears them.
+    twostep_failures = IntegerField(default=0)
+    twostep_locked_until = DateTimeField(null=True)
     # Two-step verification.
     twostep_method = CharField(max_length=8, null=True)  # mail | totp | None (not chosen yet)
     totp_secret = CharField(max_length=64, null=True)
@@ -168,6 +176,9 @@ class LegacyAccount(BaseModel):
     migrated_at = DateTimeField(default=utcnow)
     # Set when the user confirmed (or corrected) the identity information in the legacy pop-up.
     confirmed_at = DateTimeField(null=True)
+    # The legacy sign-in's lockout (SPEC 11.4), per legacy account.
+    failed_logins = IntegerField(default=0)
+    locked_until = DateTimeField(null=True)
 
     class Meta:
         indexes = (
@@ -231,11 +242,16 @@ class TrustedBrowser(BaseModel):
 
 
 class TermsVersion(BaseModel):
+    """A published version of the terms; it is in force from ``published_at`` until a newer one is."""
+
     id = AutoField()
     version = IntegerField(unique=True)
     title = CharField(max_length=255)
-    body = TextField()
+    body = TextField()  # plain text or Markdown, rendered safely (accounts.terms.render)
     published_at = DateTimeField(default=utcnow)
+    published_by = CharField(max_length=255, default="")
+    # Kept in the transaction of each acceptance: the console never counts a million rows.
+    accepted_count = IntegerField(default=0)
 
     @classmethod
     def current(cls):
@@ -261,6 +277,14 @@ class MigrationPeriod(BaseModel):
     end_at = DateTimeField()
     updated_at = DateTimeField(default=utcnow)
     updated_by = CharField(max_length=255, default="")
+
+
+class SiteSetting(BaseModel):
+    """A fact about this installation kept in the database (e.g. that the demo data was loaded)."""
+
+    key = CharField(max_length=64, primary_key=True)
+    value = TextField(default="")
+    updated_at = DateTimeField(default=utcnow)
 
 
 class Ticket(BaseModel):
@@ -290,6 +314,8 @@ class Staff(BaseModel):
     totp_last_step = IntegerField(null=True)
     failed_logins = IntegerField(default=0)
     locked_until = DateTimeField(null=True)
+    twostep_failures = IntegerField(default=0)
+    twostep_locked_until = DateTimeField(null=True)
     disabled = BooleanField(default=False)
     language = CharField(max_length=5, null=True)
     created_at = DateTimeField(default=utcnow)
@@ -373,8 +399,53 @@ class AuditEntry(BaseModel):
         )
 
 
+class WebSession(BaseModel):
+    """A signed-in (or signing-in) browser session (SPEC 11.5). The cookie holds a random key;
+    only its SHA-256 is stored. ``principal`` is ``u:<id>`` or ``s:<id>``; ``data`` is the Flask
+    session (pending sign-in, CSRF token, a TOTP secret being set up)."""
+
+    id = BigAutoField()
+    key_hash = CharField(max_length=64, unique=True)
+    principal = CharField(max_length=24, null=True)
+    signed_in = BooleanField(default=False)  # False while a sign-in is still pending
+    data = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    last_seen_at = DateTimeField(default=utcnow)
+    ip = CharField(max_length=64, default="")
+    user_agent = CharField(max_length=255, default="")
+
+    class Meta:
+        table_name = "web_session"
+        indexes = ((("principal",), False), (("last_seen_at",), False))
+
+
+class IdentityRequest(BaseModel):
+    """A reset request (identity check) or an "ask my administrator" request, as typed.
+
+    The web request only records it; the worker matches it and writes the mail (SPEC 11.8), so the
+    answer takes the same time whether or not anything matched, and no web worker waits.
+    """
+
+    id = BigAutoField()
+    kind = CharField(max_length=16)  # reset | ask_admin
+    portal = CharField(max_length=8)
+    login_id = CharField(max_length=255)
+    email = CharField(max_length=255, default="")
+    name = CharField(max_length=255, default="")
+    phone = CharField(max_length=64, default="")
+    message = TextField(default="")
+    ip = CharField(max_length=64, default="")
+    created_at = DateTimeField(default=utcnow)
+    processed_at = DateTimeField(null=True)
+    outcome = CharField(max_length=32, null=True)
+
+    class Meta:
+        indexes = ((("processed_at", "id"), False),)
+
+
 ALL_MODELS = [
     Contract, Service, User, LegacyAccount, ResetToken, OneTimeCode, BackupCode, TrustedBrowser,
     TermsVersion, TermsAcceptance, MigrationPeriod, Ticket, Staff, Mail, MailAttempt, AuditEntry,
+    WebSession, IdentityRequest, SiteSetting,
 ]
 

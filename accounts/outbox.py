@@ -8,8 +8,10 @@ at-least-once with a stable Message-ID; a mail leased by one worker is not taken
 import datetime
 import smtplib
 import socket
-import time
 import uuid
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
 
 from .clock import utcnow
 from .db import database
@@ -27,9 +29,24 @@ UNREACHABLE_RETRY = 10
 NO_CONNECTION = "no connection: "   # prefix of Mail.last_error while the server is unreachable
 
 
+class HeaderInjection(ValueError):
+    """A subject or an address with a line break: it could add headers to the mail (SPEC 11.6)."""
+
+
+def check_header(value: str, what: str) -> str:
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise HeaderInjection(f"{what} holds a line break")
+    return value
+
+
 def enqueue(*, recipient: str, subject: str, body_text: str, body_html: str | None = None,
             kind: str, user=None, domain: str = "portal.local") -> Mail:
-    """Write one mail to the outbox. Call inside the transaction of the change that causes it."""
+    """Write one mail to the outbox. Call inside the transaction of the change that causes it.
+
+    A subject or recipient with a line break is refused here (``HeaderInjection``): callers
+    that take them from a form check them first and answer next to the field."""
+    check_header(subject, "subject")
+    check_header(recipient, "recipient")
     return Mail.create(
         message_id=f"<{uuid.uuid4().hex}@{domain}>",
         kind=kind,
@@ -104,6 +121,22 @@ def _decode(answer) -> str:
     return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
 
 
+def build_message(m: Mail, sender: str) -> bytes:
+    """The mail as sent: built by the standard library's ``email`` package with the SMTP policy,
+    never by joining header strings, so a header value can never start a new header (a value
+    with a line break raises ValueError)."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = m.subject
+    msg["From"] = sender
+    msg["To"] = m.recipient
+    msg["Date"] = format_datetime(m.created_at.replace(tzinfo=datetime.UTC))
+    msg["Message-ID"] = m.message_id
+    msg.set_content(m.body_text)
+    if m.body_html:
+        msg.add_alternative(m.body_html, subtype="html")
+    return msg.as_bytes()
+
+
 def deliver_due(mail_ext, sender: str, limit: int = 100, now: datetime.datetime | None = None) -> dict:
     """Send due mails through a Flask-Mail ``Mail`` extension; return counts of what happened.
 
@@ -120,14 +153,13 @@ def deliver_due(mail_ext, sender: str, limit: int = 100, now: datetime.datetime 
         return _deliver(mail_ext, sender, mails, now)
     except Exception as exc:
         # The database went away mid-batch: say which leases are ours, so that the worker can
-        # give them back when it returns (see ``work``) instead of leaving them for LEASE_SECONDS.
+        # give them back when it returns (accounts.background.work) instead of leaving them for
+        # LEASE_SECONDS.
         exc.claimed_mail_ids = [m.id for m in mails]
         raise
 
 
 def _deliver(mail_ext, sender: str, mails: list[Mail], now) -> dict:
-    from flask_mail import Message
-
     counts = {"sent": 0, "retry": 0, "failed": 0}
     try:
         conn = mail_ext.connect()
@@ -139,11 +171,14 @@ def _deliver(mail_ext, sender: str, mails: list[Mail], now) -> dict:
         return counts
     try:
         for m in mails:
-            msg = Message(subject=m.subject, recipients=[m.recipient], body=m.body_text,
-                          html=m.body_html, sender=sender)
-            msg.msgId = m.message_id
             try:
-                code, answer = _send(conn.host, sender, m.recipient, msg.as_bytes())
+                data = build_message(m, sender)
+            except ValueError as exc:  # a header with a line break: never sent
+                _record_failure(m, None, f"refused before sending: {exc}", permanent=True, now=now)
+                counts["failed"] += 1
+                continue
+            try:
+                code, answer = _send(conn.host, sender, m.recipient, data)
             except Exception as exc:
                 code, answer, permanent = _smtp_error(exc)
                 if not isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
@@ -225,45 +260,6 @@ def release_leases(mail_ids) -> int:
         return 0
     return (Mail.update(lease_until=None)
             .where(Mail.id.in_(list(mail_ids)) & (Mail.status == "queued")).execute())
-
-
-def work(mail_ext, sender: str, *, interval: float = 2.0, once: bool = False, say=print, warn=print):
-    """The delivery worker's loop (``flask --app app deliver-mail``).
-
-    While the database is out (a restart, a full disk) it waits with one line per outage instead
-    of crashing (it crashed on a PostgreSQL restart: AdminShutdown, found by
-    benchmarks/faults.py), and gives back the leases of the batch the outage cut short. Any other
-    error stops it, with its traceback.
-    """
-    from . import health
-
-    outage_since, held = None, []
-    while True:
-        try:
-            health.ensure_connection()
-            if held:
-                release_leases(held)
-                held = []
-            counts = deliver_due(mail_ext, sender)
-        except Exception as exc:
-            if once or not health.is_unavailable(exc):
-                raise
-            held = getattr(exc, "claimed_mail_ids", None) or held
-            health.discard_connection()
-            if outage_since is None:
-                outage_since = time.monotonic()
-                first = (str(exc).strip().splitlines() or [""])[0]
-                warn(f"database unavailable, waiting: {type(exc).__name__}: {first}")
-            time.sleep(interval)
-            continue
-        if outage_since is not None:
-            warn(f"database back after {time.monotonic() - outage_since:.1f} s")
-            outage_since = None
-        if any(counts.values()):
-            say(f"sent {counts['sent']}, retry {counts['retry']}, failed {counts['failed']}")
-        if once:
-            return
-        time.sleep(interval)
 
 
 def delivery_state(mail: Mail) -> str:

@@ -92,17 +92,29 @@ class Hasher:
         self.verify(None, password)
 
 
-_hasher: Hasher | None = None
+_fallback: Hasher | None = None
 
 
 def configure(time_cost=2, memory_cost=19456, parallelism=1) -> Hasher:
-    global _hasher
-    _hasher = Hasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
-    return _hasher
+    """Set the hasher used outside an application (scripts, the test suite's factories).
+
+    An app uses its own, built from its configuration by create_app (``app.extensions``), so
+    two apps in one process never change each other's parameters.
+    """
+    global _fallback
+    _fallback = Hasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+    return _fallback
 
 
 def hasher() -> Hasher:
-    global _hasher
-    if _hasher is None:
-        _hasher = Hasher(**PRODUCTION_PARAMETERS)
-    return _hasher
+    """The current app's hasher, or the process's fallback (production parameters by default)."""
+    global _fallback
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        app_hasher = current_app.extensions.get("password_hasher")
+        if app_hasher is not None:
+            return app_hasher
+    if _fallback is None:
+        _fallback = Hasher(**PRODUCTION_PARAMETERS)
+    return _fallback

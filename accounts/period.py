@@ -52,9 +52,34 @@ def phase(now: datetime.datetime | None = None, period: Period | None = None) ->
 
 def first_login_open_for(user, now=None) -> bool:
     """Migrated users start their first login only once the period has begun (native users always)."""
+    return first_login_opens_at(user, now) is None
+
+
+def first_login_opens_at(user, now=None, period: "Period | None" = None) -> datetime.datetime | None:
+    """When a migrated user may start the first login (the period's start, naive UTC), or None when
+    the user may start now (native users always; migrated users once the period has begun)."""
     if user.origin != ORIGIN_LEGACY:
-        return True
-    return phase(now) != BEFORE
+        return None
+    period = period if period is not None else current()
+    if phase(now, period) == BEFORE:
+        return period.start_at
+    return None
+
+
+class NotYetOpen(ValueError):
+    """A migrated user cannot be sent a first-login (reset) link or a reminder before the period
+    (SPEC 6, 12): nobody, the operator included, moves users early. ``opens_at`` is naive UTC."""
+
+    def __init__(self, opens_at: datetime.datetime):
+        super().__init__(f"the first login opens at {opens_at.isoformat()} UTC")
+        self.opens_at = opens_at
+
+
+def ensure_first_login_open(user, now=None) -> None:
+    """Raise NotYetOpen for a migrated user before the period; every sender of a link calls this."""
+    opens_at = first_login_opens_at(user, now)
+    if opens_at is not None:
+        raise NotYetOpen(opens_at)
 
 
 def parse_time(text: str, field: str) -> datetime.datetime:
@@ -144,4 +169,10 @@ def command(start: str | None, end: str | None, clear: bool) -> int:
         click.echo(f"refused: {exc}", err=True)
         return 1
     click.echo("saved: " + describe(new))
+    from . import terms
+
+    if terms.in_force(now=max(start_at, utcnow())) is None:
+        click.echo("warning: no terms version is published: users will not be asked to agree to "
+                   "terms at their first login (publish one with: flask --app app publish-terms FILE "
+                   "--title TITLE)", err=True)
     return 0

@@ -3,7 +3,7 @@
 Used by the portal's reset request (after a successful identity check), the console's "send reset
 link" and the legacy pop-up. The link is ``<base>/<portal>/password/reset/<token>``.
 """
-from . import audit, outbox, tokens
+from . import audit, outbox, period, tokens
 from .db import database
 from .models import BUSINESS
 
@@ -18,7 +18,11 @@ def send_reset_link(user, *, config, base_url: str, actor=None, ip: str | None =
 
     ``config`` is the app configuration (lifetimes and subjects); ``actor`` is the user themself,
     a console admin or staff account, or None for the system.
+
+    Raises period.NotYetOpen for a migrated user before the migration period: whoever asks (the
+    user, an admin, the operator), the first login does not start early (SPEC 6, 12).
     """
+    period.ensure_first_login_open(user)
     minutes = config["RESET_TOKEN_MINUTES"]
     subject_key = "MAIL_SUBJECT_RESET_BUSINESS" if user.portal == BUSINESS else "MAIL_SUBJECT_RESET_SDPF"
     with database.atomic():

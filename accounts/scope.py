@@ -1,10 +1,11 @@
 """Who may see and change whom (SPEC 3): one place, used by every console view and query.
 
-- operator: every user, every action;
-- helpdesk: every user, read-only plus "send reset link";
+- operator: every user and contract, every action (contracts, staff, terms, period included);
+- helpdesk: every user and contract, read-only plus "send reset link";
 - parent contract admin (Business Portal user with the admin flag, first login done): users of its
-  own contract and of all its child contracts;
-- child contract admin (SDPF user with the admin flag, first login done): users of its contract;
+  own contract and of all its child contracts (those contracts' pages read-only);
+- child contract admin (SDPF user with the admin flag, first login done): users of its contract
+  (its contract's page read-only);
 - anyone else: nobody.
 
 Out-of-scope users are answered 404 exactly like missing ones: callers use ``get_user_in_scope``.
@@ -23,10 +24,12 @@ EDIT = "edit"          # e-mail, login ID, name, phone
 RESET = "reset"        # 2-step reset, trusted browsers, unlock, disable/enable
 CONTACT = "contact"
 REMIND = "remind"      # migration progress reminders, advance notices
-SETTINGS = "settings"  # migration period, terms, staff: operator only
+SETTINGS = "settings"  # migration period, terms versions: operator only
+CONTRACT_EDIT = "contract_edit"  # rename a contract, grant/revoke the admin role: operator only
+STAFF = "staff"        # staff accounts (list, disable, unlock, reset TOTP): operator only
 
 PERMISSIONS = {
-    OPERATOR: {READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND, SETTINGS},
+    OPERATOR: {READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND, SETTINGS, CONTRACT_EDIT, STAFF},
     HELPDESK: {READ, SEND_RESET},
     PARENT_ADMIN: {READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND},
     CHILD_ADMIN: {READ, SEND_RESET, EDIT, RESET, CONTACT},
@@ -113,3 +116,11 @@ def admins_for(user: User) -> list[User]:
         User.contract.in_(contract_ids) & (User.is_admin == True)  # noqa: E712
         & User.first_login_done_at.is_null(False) & (User.disabled == False)  # noqa: E712
         & (User.id != user.id)))
+
+
+def get_contract_in_scope(principal, ecid) -> Contract | None:
+    """The contract if it exists and the principal may see it; None otherwise (answer 404 either way)."""
+    if not isinstance(ecid, str) or not ecid or len(ecid) > 14:
+        return None
+    return Contract.select().where((Contract.ecid == ecid.lower())
+                                   & contract_condition(principal)).first()

@@ -27,7 +27,7 @@ PAGE_SIZE = 25
 MAX_QUERY = 100
 SUBSTRING_MIN = 3
 HIGH = "\uffff"
-ECID_RE = re.compile(r"^ecid\d{0,10}$", re.IGNORECASE)
+ECID_RE = re.compile(r"^ecid\d{0,10}\Z", re.IGNORECASE)
 
 # The FTS5 table (accounts.search_index); its hidden column of the same name takes MATCH.
 USER_SEARCH = Table("user_search", ("rowid", "user_search"))

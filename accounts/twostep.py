@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from . import audit, fields, outbox, totp
+from . import audit, fields, outbox, portals, totp
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, MAIL_OTP, TOTP, BackupCode, OneTimeCode, TrustedBrowser, User
@@ -129,8 +129,7 @@ def verify_mail_otp(user: User, code: str, *, config, ip=None, now=None) -> tupl
 
 # --- TOTP -------------------------------------------------------------------------------------
 
-def portal_issuer(portal: str) -> str:
-    return "Business Portal" if portal == BUSINESS else "Smart Data Platform Portal"
+portal_issuer = portals.totp_issuer
 
 
 def confirm_totp(user: User, secret: str, code: str, *, ip=None, now=None) -> bool:
@@ -227,8 +226,20 @@ def trust_browser(user: User, *, days: int, label: str = "", ip=None, now=None) 
     return raw
 
 
-def is_trusted(user: User, raw: str | None, *, ip=None, now=None) -> bool:
-    """Whether this browser's cookie lets ``user`` skip the second step now."""
+def trusted_browser_valid(user: User, raw: str | None, *, now=None) -> bool:
+    """Whether this cookie is a live trusted browser of ``user`` (a read: nothing is written)."""
+    if not raw or len(raw) > 100:
+        return False
+    now = now or utcnow()
+    return (TrustedBrowser.select(TrustedBrowser.id)
+            .where((TrustedBrowser.token_hash == _token_hash(raw)) & (TrustedBrowser.user == user)
+                   & TrustedBrowser.revoked_at.is_null() & (TrustedBrowser.expires_at > now))
+            .exists())
+
+
+def is_trusted(user: User, raw: str | None, *, ip=None, now=None, record: bool = True) -> bool:
+    """Whether this browser's cookie lets ``user`` skip the second step now (``record=False``:
+    the caller's own audit entry says so)."""
     if not raw or len(raw) > 100:
         return False
     now = now or utcnow()
@@ -239,7 +250,8 @@ def is_trusted(user: User, raw: str | None, *, ip=None, now=None) -> bool:
             .execute())
     if not used:
         return False
-    audit.record(user, "trusted_browser_used", target_user=user, ip=ip)
+    if record:
+        audit.record(user, "trusted_browser_used", target_user=user, ip=ip)
     return True
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("APP_ENV", "development")  # benchmarks run the app as `make run` does
 sys.path.insert(0, str(ROOT))
 
 
@@ -91,7 +92,7 @@ def main(argv=None):
     from accounts.schema import upgrade
     from app import create_app
 
-    create_app({"DATABASE_URL": url})
+    create_app({"APP_ENV": "development", "DATABASE_URL": url})
     upgrade()
     with database.connection_context():
         seed_natives(args.natives)

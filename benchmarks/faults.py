@@ -88,7 +88,8 @@ def log(msg: str) -> None:
 def app_for(url: str):
     from app import create_app
 
-    return create_app({"DATABASE_URL": url, "SECRET_KEY": "fault-secret"})
+    return create_app({"APP_ENV": "development", "DATABASE_URL": url, "SECRET_KEY": "fault-secret",
+                       "BASE_URL": "http://127.0.0.1"})
 
 
 def reconnect():
@@ -567,9 +568,10 @@ def check_db(url, checks: Checks, label="check-db"):
 
 
 def wait_drained(url, timeout: float) -> tuple[int, float]:
-    """Wait until no mail is queued; returns (still queued, seconds waited)."""
+    """Wait until no mail is queued and no reset request waits for the worker; returns
+    (still waiting, seconds waited)."""
     from accounts.db import database
-    from accounts.models import Mail
+    from accounts.models import IdentityRequest, Mail
 
     app = app_for(url)
     t = time.time()
@@ -577,7 +579,8 @@ def wait_drained(url, timeout: float) -> tuple[int, float]:
         while True:
             try:
                 reconnect()
-                queued = Mail.select().where(Mail.status == "queued").count()
+                queued = (Mail.select().where(Mail.status == "queued").count()
+                          + IdentityRequest.select().where(IdentityRequest.processed_at.is_null()).count())
             except Exception:  # noqa: BLE001 - the database may be coming back
                 queued = -1
             if queued == 0 or time.time() - t > timeout:
@@ -644,17 +647,26 @@ def outbox_lease():
 
 
 def check_resets(url, rec: Recorder, checks: Checks):
+    """Every acknowledged reset request recorded and answered by the worker; each answered "sent"
+    has exactly one reset mail (SPEC 11.8: the web request only records it)."""
     from accounts.db import database
-    from accounts.models import Mail
+    from accounts.models import IdentityRequest, Mail
 
     app = app_for(url)
     with app.app_context():
         reconnect()
-        n = Mail.select().where(Mail.kind == "reset").count()
+        requests = IdentityRequest.select().where(IdentityRequest.kind == "reset")
+        n = requests.count()
+        pending = requests.where(IdentityRequest.processed_at.is_null()).count()
+        answered = requests.where(IdentityRequest.processed_at.is_null(False))
+        outcomes = collections.Counter(r.outcome for r in answered)
+        mails = Mail.select().where(Mail.kind == "reset").count()
         database.close()
-    checks.ok(rec.reset_ok <= n <= rec.reset_ok + rec.reset_unknown,
-              f"reset mails {n} for {rec.reset_ok} acknowledged requests (+{rec.reset_unknown} "
-              f"whose answer was an error or lost)")
+    checks.ok(rec.reset_ok <= n <= rec.reset_ok + rec.reset_unknown and pending == 0,
+              f"reset requests: {n} recorded for {rec.reset_ok} acknowledged (+{rec.reset_unknown} whose "
+              f"answer was an error or lost), {pending} left unanswered; outcomes {dict(outcomes)}")
+    checks.ok(mails == outcomes.get("sent", 0),
+              f"reset mails {mails} = requests answered 'sent' {outcomes.get('sent', 0)}")
 
 
 def otp_summary(rec: Recorder, checks: Checks, windows=None):

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("APP_ENV", "development")  # benchmarks run the app as `make run` does
 sys.path.insert(0, str(ROOT))
 
 
@@ -70,7 +71,7 @@ def prepare(db_path: str, users: int, filler: int) -> list[tuple[str, str]]:
     from accounts.schema import upgrade
     from app import create_app
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{db_path}"})
+    app = create_app({"APP_ENV": "development", "DATABASE_URL": f"sqlite:///{db_path}"})
     with app.app_context():
         upgrade()
         pw = Hasher(**PRODUCTION_PARAMETERS).hash("Bench-pass1")

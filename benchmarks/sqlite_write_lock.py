@@ -9,12 +9,14 @@ with BEGIN IMMEDIATE every writer waits its turn and none fails.
 """
 import argparse
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("APP_ENV", "development")  # benchmarks run the app as `make run` does
 sys.path.insert(0, str(ROOT))
 
 
@@ -24,7 +26,7 @@ def writer(url, seconds, n_proc, out):
     from accounts.models import User
     from app import create_app
 
-    app = create_app({"DATABASE_URL": url})
+    app = create_app({"APP_ENV": "development", "DATABASE_URL": url})
     done = errors = 0
     with app.app_context():
         database.connect(reuse_if_open=True)
@@ -46,7 +48,7 @@ def reader(url, seconds):
     from accounts.models import User
     from app import create_app
 
-    app = create_app({"DATABASE_URL": url})
+    app = create_app({"APP_ENV": "development", "DATABASE_URL": url})
     with app.app_context():
         database.connect(reuse_if_open=True)
         end = time.time() + seconds

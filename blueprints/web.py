@@ -37,3 +37,20 @@ def base_url() -> str:
     """The application's address for links in mails: ``BASE_URL`` only, never the request's Host
     header (a forged Host would otherwise put an attacker's address into a reset mail)."""
     return current_app.config["BASE_URL"].rstrip("/")
+
+
+def site_context() -> dict:
+    """The footer's facts: the operator's name (``SITE_OPERATOR_NAME``) and whether the demo data is
+    loaded (recorded in the database by ``flask demo``, accounts.site). Read once per request."""
+    from flask import has_request_context
+
+    cache = request.environ if has_request_context() else {}
+    if "portal.demo_loaded" not in cache:
+        from accounts import site
+
+        try:
+            cache["portal.demo_loaded"] = site.demo_loaded()
+        except Exception:  # no schema yet, or the database is down: the error page still renders
+            cache["portal.demo_loaded"] = False
+    return {"site_operator_name": current_app.config.get("SITE_OPERATOR_NAME") or "",
+            "demo_data_loaded": cache["portal.demo_loaded"]}

@@ -13,9 +13,12 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
+from accounts import passwords
 from accounts.db import database, is_postgres
 from accounts.models import ALL_MODELS
 
+# Commands the tests start as subprocesses run as development, like `make run`.
+os.environ["APP_ENV"] = "development"
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL") or ""
 _tmpdir = tempfile.mkdtemp(prefix="portal-tests-")
 if not TEST_DATABASE_URL:
@@ -23,6 +26,7 @@ if not TEST_DATABASE_URL:
 
 # Cheap hashing in tests (one test pins the production parameters).
 TEST_CONFIG = {
+    "APP_ENV": "development",
     "TESTING": True,
     "SECRET_KEY": "test-secret",
     "DATABASE_URL": TEST_DATABASE_URL,
@@ -35,6 +39,11 @@ TEST_CONFIG = {
     "BASE_URL": "http://localhost",
     "WTF_CSRF_ENABLED": True,
 }
+
+
+# Factories that hash outside an app (gen_user) use the same cheap parameters.
+passwords.configure(time_cost=TEST_CONFIG["ARGON2_TIME_COST"], memory_cost=TEST_CONFIG["ARGON2_MEMORY_COST"],
+                    parallelism=TEST_CONFIG["ARGON2_PARALLELISM"])
 
 
 def free_port() -> int:
@@ -210,6 +219,7 @@ def live_server_factory():
 
     def start(app):
         server = LiveServer(app)
+        app.config["BASE_URL"] = server.url  # links in mails point at this server, as in production
         server.start()
         servers.append(server)
         return server

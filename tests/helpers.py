@@ -46,3 +46,12 @@ def csrf_token(html: str) -> str:
 
 def links_in(text: str) -> list[str]:
     return re.findall(r"https?://[^\s<>\"]+", text)
+
+
+def run_worker(app) -> dict:
+    """One round of the worker beside the web (``flask deliver-mail``): answers reset and
+    ask-my-admin requests; delivery is left to the tests that run an SMTP server."""
+    from accounts import background
+
+    with app.app_context():
+        return background.run_round(None, app.config)

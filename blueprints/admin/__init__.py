@@ -41,11 +41,23 @@ def _console_context():
     role = scope.role_of(who) if who is not None else None
     items = [i for i in NAV if role and scope.may(who, i.action)]
     return {"console_nav": items, "console_role": role, "console_principal": who if role else None,
-            "migration_phase": period.phase() if role else None, "visible_spaces": visible_spaces}
+            "migration_phase": period.phase() if role else None, "visible_spaces": visible_spaces,
+            "terms_missing": _terms_missing(who)}
+
+
+def _terms_missing(who) -> bool:
+    """Warn the operator while no terms version is in force: the first login then asks nobody to
+    agree (SPEC 12). Other roles cannot publish, so they are not told."""
+    if who is None or not scope.may(who, scope.SETTINGS):
+        return False
+    from accounts import terms
+
+    return terms.in_force() is None
 
 
 # Area modules register their routes on bp when imported.
-AREA_MODULES = ("auth", "users", "progress", "audit", "settings", "notices")
+AREA_MODULES = ("auth", "users", "progress", "audit", "settings", "notices", "contracts", "terms", "staff",
+                "sessions")
 
 import importlib  # noqa: E402
 

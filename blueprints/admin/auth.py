@@ -41,7 +41,7 @@ def _finish(staff):
 @limiter.limit("20 per minute", methods=["POST"])
 def login():
     next_target = safe_next(request.values.get("next"), url_for("admin.index"))
-    if request.method == "GET" and principal() is not None:
+    if request.method != "POST" and principal() is not None:
         from accounts import scope
 
         if scope.role_of(principal()) is not None:
@@ -59,10 +59,13 @@ def login():
             session["staff_pending_at"] = time.time()
             session["staff_next"] = next_target
             if staff.totp_confirmed_at is None:
+                # The secret to set up is made by this POST and kept in the server-side session.
+                session["staff_totp_secret"] = totp.new_secret()
                 return redirect(url_for("admin.login_setup"), 303)
             return redirect(url_for("admin.login_code"), 303)
-        error = (_l("This account is locked for a while after too many failed attempts.")
-                 if reason == "locked" else _l("The login ID or the password is not correct."))
+        # One answer for unknown, wrong, locked and disabled (no password oracle while locked).
+        error = _l("The login ID or the password is not correct, or the account is locked for a "
+                   "while after too many failed attempts.")
     return render("admin/login.html", status=401 if error else 200, error=error, login_id=login_id,
                   next=next_target,
                   business_signin=f"/business/signin?next={url_for('admin.index')}",
@@ -77,10 +80,10 @@ def login_code():
         return redirect(url_for("admin.login"), 303)
     error = None
     if request.method == "POST":
-        if staff_auth.verify_code(staff, request.form.get("code") or "",
-                                  threshold=current_app.config["LOCKOUT_THRESHOLD"], ip=client_ip()):
+        if staff_auth.verify_code(staff, request.form.get("code") or "", ip=client_ip()):
             return _finish(staff)
-        error = _l("The code is not correct or was already used. Enter the current code.")
+        error = (_l("Too many wrong codes: try again in 15 minutes.") if staff_auth.code_locked(staff)
+                 else _l("The code is not correct or was already used. Enter the current code."))
     return render("admin/login_code.html", status=401 if error else 200, error=error)
 
 
@@ -92,13 +95,14 @@ def login_setup():
         return redirect(url_for("admin.login"), 303)
     secret = session.get("staff_totp_secret")
     if not secret:
-        secret = session["staff_totp_secret"] = totp.new_secret()
+        return redirect(url_for("admin.login"), 303)
     error = None
     if request.method == "POST":
-        if staff_auth.confirm_setup(staff, secret, request.form.get("code") or "",
-                                    threshold=current_app.config["LOCKOUT_THRESHOLD"], ip=client_ip()):
+        if staff_auth.confirm_setup(staff, secret, request.form.get("code") or "", ip=client_ip()):
             return _finish(staff)
         error = _l("The code is not correct. Check the time of your device and enter the current code.")
+        if staff_auth.code_locked(staff):
+            error = _l("Too many wrong codes: try again in 15 minutes.")
     uri = staff_auth.setup_uri(staff, secret)
     return render("admin/login_setup.html", status=401 if error else 200, error=error,
                   qr=totp.qr_svg(uri), secret=totp.grouped(secret))

@@ -4,7 +4,8 @@ and pending, read from the counters kept by the writers (no counting per page); 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import console, scope
+from accounts import console, period, scope
+from accounts.clock import format_jst
 from accounts.models import Contract, User
 from blueprints.web import base_url, client_ip, render
 
@@ -81,7 +82,9 @@ def progress_contract(ecid):
     users = list(q.order_by(User.id).limit(PAGE + 1))
     more = len(users) > PAGE
     users = users[:PAGE]
-    return render("admin/progress_contract.html", contract=contract, users=users,
+    current = period.current()
+    opens_at = current.start_at if period.phase(period=current) == period.BEFORE else None
+    return render("admin/progress_contract.html", contract=contract, users=users, opens_at=opens_at,
                   next_after=users[-1].id if more and users else None)
 
 
@@ -93,6 +96,13 @@ def remind(ecid):
     if not ids:
         flash(_l("Select at least one user."), "error")
     else:
-        sent = console.remind(principal(), ids, base_url=base_url(), ip=client_ip())
-        flash(_l("Reminder mails queued: %(count)d.", count=sent), "ok")
+        try:
+            sent = console.remind(principal(), ids, base_url=base_url(), ip=client_ip())
+        except console.Invalid as exc:
+            if exc.code != "not_yet_open":
+                raise
+            flash(_l("Migrated users cannot start their first login before the migration period: "
+                     "reminders can be sent to them from %(date)s.", date=format_jst(exc.current)), "error")
+        else:
+            flash(_l("Reminder mails queued: %(count)d.", count=sent), "ok")
     return redirect(url_for("admin.progress_contract", ecid=contract.ecid), 303)

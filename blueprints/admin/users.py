@@ -6,8 +6,8 @@ query carries accounts.scope's condition, and a user out of scope answers 404 li
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import console, diagnosis, scope, search
-from accounts.clock import utcnow
+from accounts import console, diagnosis, period, scope, search
+from accounts.clock import format_jst, utcnow
 from accounts.models import AuditEntry, LegacyAccount, Mail, MailAttempt, TrustedBrowser
 from blueprints.web import base_url, client_ip, is_htmx, render
 
@@ -35,7 +35,11 @@ ERRORS = {
     "unknown_field": _l("This field cannot be changed here."),
     "disabled": _l("This user is disabled: enable the user first."),
     "too_long": _l("This is too long."),
+    "line_break": _l("The subject must be one line (no line breaks)."),
 }
+
+NOT_YET_OPEN = _l("Migrated users cannot start their first login before the migration period: a reset "
+                  "link can be sent from %(date)s.")
 
 ACTION_LABELS = {
     console.SEND_RESET_LINK: _l("Send reset link"),
@@ -44,6 +48,7 @@ ACTION_LABELS = {
     console.UNLOCK: _l("Unlock"),
     console.DISABLE: _l("Disable"),
     console.ENABLE: _l("Enable"),
+    console.END_SESSIONS: _l("Sign out everywhere"),
 }
 
 ACTION_EXPLAINED = {
@@ -56,6 +61,8 @@ ACTION_EXPLAINED = {
     console.UNLOCK: _l("The failed sign-in count is cleared and the user may sign in at once."),
     console.DISABLE: _l("The user can no longer sign in until enabled again."),
     console.ENABLE: _l("The user may sign in again."),
+    console.END_SESSIONS: _l("Every browser where the user is signed in (or signing in) is signed out "
+                             "at its next request."),
 }
 
 ACTION_DONE = {
@@ -65,6 +72,7 @@ ACTION_DONE = {
     console.UNLOCK: _l("The user was unlocked."),
     console.DISABLE: _l("The user was disabled."),
     console.ENABLE: _l("The user was enabled."),
+    console.END_SESSIONS: _l("The user was signed out everywhere."),
 }
 
 
@@ -105,6 +113,7 @@ def _page_context(user):
         "may_edit": scope.may(who, scope.EDIT), "may_reset": scope.may(who, scope.RESET),
         "may_send_reset": scope.may(who, scope.SEND_RESET), "may_contact": scope.may(who, scope.CONTACT),
         "field_labels": FIELD_LABELS, "action_labels": ACTION_LABELS, "now": utcnow(),
+        "reset_opens_at": period.first_login_opens_at(user),
     }
 
 
@@ -209,21 +218,27 @@ def _edit_again(user, field, value, *, version, error=None, conflict=None):
 def send_reset_link(user_id):
     user = _user_or_404(user_id)
     action = console.SEND_RESET_LINK
-    if request.method == "GET":
-        return render("admin/confirm.html", user=user, action=action, label=ACTION_LABELS[action],
-                      explained=ACTION_EXPLAINED[action],
-                      form_action=url_for("admin.send_reset_link", user_id=user.id))
-    try:
-        console.send_reset_link(principal(), user.id, config=current_app.config, base_url=base_url(),
-                                ip=client_ip())
-    except console.Invalid as exc:
-        flash(ERRORS[exc.code], "error")
-    else:
-        flash(ACTION_DONE[action] % {"email": user.email}, "ok")
-    return redirect(url_for("admin.user_page", user_id=user.id), 303)
+    if request.method == "POST":
+        try:
+            console.send_reset_link(principal(), user.id, config=current_app.config,
+                                    base_url=base_url(), ip=client_ip())
+        except console.Invalid as exc:
+            if exc.code == "not_yet_open":
+                flash(NOT_YET_OPEN % {"date": format_jst(exc.current)}, "error")
+            else:
+                flash(ERRORS[exc.code], "error")
+        else:
+            flash(ACTION_DONE[action] % {"email": user.email}, "ok")
+        return redirect(url_for("admin.user_page", user_id=user.id), 303)
+    opens_at = period.first_login_opens_at(user)
+    return render("admin/confirm.html", user=user, action=action, label=ACTION_LABELS[action],
+                  explained=ACTION_EXPLAINED[action],
+                  refused=NOT_YET_OPEN % {"date": format_jst(opens_at)} if opens_at else None,
+                  form_action=url_for("admin.send_reset_link", user_id=user.id))
 
 
-RESETS = (console.RESET_2STEP, console.CLEAR_TRUSTED, console.UNLOCK, console.DISABLE, console.ENABLE)
+RESETS = (console.RESET_2STEP, console.CLEAR_TRUSTED, console.UNLOCK, console.DISABLE, console.ENABLE,
+          console.END_SESSIONS)
 
 
 @bp.route("/users/<int:user_id>/actions/<action>", methods=["GET", "POST"])
@@ -232,7 +247,7 @@ def reset_action(user_id, action):
     user = _user_or_404(user_id)
     if action not in RESETS:
         abort(404)
-    if request.method == "GET":
+    if request.method != "POST":
         return render("admin/confirm.html", user=user, action=action, label=ACTION_LABELS[action],
                       explained=ACTION_EXPLAINED[action],
                       form_action=url_for("admin.reset_action", user_id=user.id, action=action))

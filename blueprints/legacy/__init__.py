@@ -43,6 +43,16 @@ LOGIN_ID_ERRORS = {
     "invalid": _l("A login ID cannot contain spaces."),
     "taken": _l("This login ID is already used in the new portal. Choose another one."),
 }
+# Name and phone (Business Portal users): the console's validation and its messages' meaning.
+NAME_ERRORS = {
+    "required": _l("Enter your name."),
+    "name_format": _l("The name may not hold control characters or be longer than 255 characters."),
+    "name_edge_space": _l("The name may not start or end with a space."),
+}
+PHONE_ERRORS = {
+    "required": _l("Enter your phone number."),
+    "phone_format": _l("Enter 4-32 digits (hyphens and spaces are removed)."),
+}
 TICKET_ERRORS = {
     "subject": {"required": _l("Enter a subject."),
                 "too_long": _l("The subject is too long (200 characters at most).")},
@@ -87,8 +97,9 @@ def _signed_in() -> LegacyAccount | None:
 def _closed_after_the_period():
     """After the period the legacy portal is closed: every address leads to the end-of-service page."""
     if _phase() == period.AFTER:
-        session.pop("legacy_account_id", None)
-        session.pop("legacy_candidates", None)
+        if request.method == "POST":  # a GET writes nothing, not even the session's row
+            session.pop("legacy_account_id", None)
+            session.pop("legacy_candidates", None)
         if request.endpoint not in OPEN_AFTER:
             return redirect(url_for("legacy.index"), 303)
     return None
@@ -120,7 +131,8 @@ def signin():
     """Every matching contract's hash is tried; several matches -> the user picks the contract."""
     login_id = (request.form.get("login_id") or "").strip()
     password = request.form.get("password") or ""
-    result = legacy.authenticate(login_id, password, ip=client_ip())
+    result = legacy.authenticate(login_id, password, ip=client_ip(),
+                                 threshold=current_app.config["LOCKOUT_THRESHOLD"])
     if not result.ok:
         return render_template("legacy/signin.html", login_id=login_id,
                                error=_l("The login ID or password is incorrect.")), 200
@@ -151,13 +163,18 @@ def choose():
     return render_template("legacy/choose.html", accounts=accounts, error=error), (400 if error else 200)
 
 
-def _identity_form_context(ident, email=None, login_id=None, errors=None, edit=False):
+def _identity_form_context(ident, email=None, login_id=None, errors=None, edit=False, name=None,
+                           phone=None):
     errors = errors or {}
     return {
         "form_email": ident.email if email is None else email,
         "form_login_id": ident.login_id if login_id is None else login_id,
+        "form_name": ident.name if name is None else name,
+        "form_phone": ident.phone if phone is None else phone,
         "email_error": EMAIL_ERRORS.get(errors.get("email")),
         "login_id_error": LOGIN_ID_ERRORS.get(errors.get("login_id")),
+        "name_error": NAME_ERRORS.get(errors.get("name")),
+        "phone_error": PHONE_ERRORS.get(errors.get("phone")),
         "edit": edit or bool(errors),
     }
 
@@ -194,16 +211,21 @@ def confirm():
     email = (request.form.get("email") or "").strip() if "email" in request.form else ident.email
     login_id = (request.form.get("login_id") or "").strip() if "login_id" in request.form \
         else ident.login_id
+    # Name and phone only from the Business Portal's edit form; the name is kept as typed (its
+    # spaces matter), apart from the line break a browser may add.
+    name = request.form["name"].strip("\r\n") if ident.is_business and "name" in request.form else None
+    phone = request.form["phone"].strip() if ident.is_business and "phone" in request.form else None
     base_url = web_base_url()
     try:
-        mail = legacy.confirm(account, email=email, login_id=login_id, config=current_app.config,
-                              base_url=base_url, ip=client_ip())
+        mail = legacy.confirm(account, email=email, login_id=login_id, name=name, phone=phone,
+                              config=current_app.config, base_url=base_url, ip=client_ip())
     except legacy.ConfirmError as exc:
         # htmx swaps only 2xx answers: the fragment with its errors comes back as 200.
         return render("legacy/identity.html", "legacy/_identity.html", status=200 if is_htmx() else 400,
                       ident=ident,
                       account=account,
-                      **_identity_form_context(ident, email=email, login_id=login_id, errors=exc.errors))
+                      **_identity_form_context(ident, email=email, login_id=login_id, errors=exc.errors,
+                                               name=name, phone=phone))
     session["legacy_sent_to"] = mail.recipient
     session["legacy_sent_portal"] = ident.portal
     if is_htmx():

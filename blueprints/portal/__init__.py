@@ -7,6 +7,7 @@ step, current terms). A contract admin so signed in may use the console at /admi
 """
 from flask import Blueprint, g, redirect, render_template, url_for
 
+from accounts import portals
 from accounts.models import BUSINESS, SDPF
 
 AREA_MODULES = ("auth", "steps", "account", "tickets")  # area modules register their routes here
@@ -21,10 +22,7 @@ def make_blueprint(portal: str) -> Blueprint:
 
     @bp.context_processor
     def _portal_context():
-        from flask_babel import gettext as _
-
-        name = _("Business Portal") if portal == BUSINESS else _("Smart Data Platform Portal")
-        return {"portal": portal, "portal_name": name}
+        return {"portal": portal, "portal_name": portals.display_name(portal)}
 
     @bp.get("/")
     def landing():

@@ -1,16 +1,17 @@
-"""The signed-in user's pages: dashboard and profile (password, e-mail, two-step method, backup
-codes, trusted browsers)."""
+"""The signed-in user's pages: dashboard and profile (password, e-mail, two-step method with a
+re-check of the current one, backup codes, remembered browsers, active sessions)."""
+import time
 
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 
-from accounts import audit, fields, outbox, passwords, scope, signin, tokens, totp
+from accounts import audit, fields, passwords, profile, scope, sessions, signin, tokens, totp
 from accounts import twostep as ts
-from accounts.db import database
-from accounts.models import Service, User
+from accounts.models import MAIL_OTP, TOTP, Service, User
 from blueprints.extensions import limiter
+from blueprints.sessions import current_session_id
 from blueprints.web import base_url, client_ip, render
 
 from .auth import MAX_PASSWORD, password_errors, rules_for
@@ -21,21 +22,34 @@ SERVICE_STATES = {
     "in_progress": _l("In progress"),
     "cancelled": _l("Cancelled"),
 }
+REAUTH = "twostep_reauth_at"
+PROFILE_TOTP = "profile_totp_secret"
 
 
 @portal_login_required
 def dashboard_view():
     user = portal_user()
     services = list(Service.select().where(Service.contract == user.contract_id).order_by(Service.name))
+    from accounts.contracts import help_contacts
+
     return render("portal/dashboard.html", user=user, services=services, states=SERVICE_STATES,
-                  console=scope.role_of(user) is not None)
+                  console=scope.role_of(user) is not None, help=help_contacts(user),
+                  faq_url=current_app.config["FAQ_URL"] if user.portal == "business"
+                  else current_app.config.get("FAQ_URL_SDPF"))
+
+
+def _live_sessions(user):
+    return sessions.active(user, idle_minutes=current_app.config["SESSION_IDLE_MINUTES"],
+                           max_hours=current_app.config["SESSION_MAX_HOURS"])
 
 
 def _profile(user, status=200, **context):
     context.setdefault("errors", {})
     return render("portal/profile.html", status=status, user=user,
                   browsers=ts.trusted_browsers(user), backup_left=ts.backup_codes_left(user),
-                  rules=rules_for(user.portal, ""), symbols=passwords.SYMBOLS[user.portal], **context)
+                  rules=rules_for(user.portal, ""), symbols=passwords.SYMBOLS[user.portal],
+                  web_sessions=_live_sessions(user), current_session=current_session_id(),
+                  browser_label=sessions.browser_label, **context)
 
 
 @portal_login_required
@@ -44,14 +58,12 @@ def profile_view():
 
 
 def _renew_session(user):
-    """A new session after a credential change (the old cookie stops being the only proof)."""
-    lang = session.get("_lang")
+    """A new session key after a credential change (the old cookie stops being the only proof)."""
     session.clear()
     login_user(User.get_by_id(user.id))
-    if lang:
-        session["_lang"] = lang
 
 
+@limiter.limit("10/minute", methods=["POST"])
 @portal_login_required
 def change_password_view():
     user = portal_user()
@@ -66,12 +78,15 @@ def change_password_view():
     errors.update(password_errors(user.portal, new, request.form.get("confirm") or ""))
     if errors:
         return _profile(user, 422, errors=errors, open="password")
-    signin.set_password(user, new, actor=user, action="password_changed", ip=client_ip())
+    signin.set_password(user, new, actor=user, action="password_changed", ip=client_ip(),
+                        keep_session_id=current_session_id())
     _renew_session(user)
-    flash(_("Your password was changed. Every remembered browser must do the second step again."), "ok")
+    flash(_("Your password was changed. You were signed out everywhere else, and every remembered "
+            "browser must do the second step again."), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
 
 
+@limiter.limit("5/minute", methods=["POST"])
 @portal_login_required
 def change_email_view():
     user = portal_user()
@@ -85,51 +100,42 @@ def change_email_view():
         error = _("This is already your e-mail address.")
     if error:
         return _profile(user, 422, errors={"email": error}, email_value=new[:255])
-    minutes = current_app.config["EMAIL_CHANGE_TOKEN_MINUTES"]
-    base = base_url()
-    with database.atomic():
-        raw = tokens.issue(user, tokens.EMAIL_CHANGE, minutes, new_email=new)
-        outbox.render_and_enqueue("email_change_confirm", recipient=new, kind="email_change",
-                                  subject=_l("Confirm your new e-mail address"), user=user,
-                                  language=user.language, user_obj=user, portal=user.portal,
-                                  link=f"{base}/{user.portal}/profile/email/{raw}", minutes=minutes)
-        outbox.render_and_enqueue("email_change_notice", recipient=user.email, kind="email_change_notice",
-                                  subject=_l("A change of your e-mail address was requested"), user=user,
-                                  language=user.language, user_obj=user, portal=user.portal, new=new)
-        audit.record(user, "email_change_requested", target_user=user, field="email", old=user.email,
-                     new=new, ip=client_ip())
+    profile.request_email_change(user, new, minutes=current_app.config["EMAIL_CHANGE_TOKEN_MINUTES"],
+                                 base_url=base_url(), ip=client_ip())
     flash(_("A confirmation link was sent to %(email)s. Your address changes when you open it.",
             email=new), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
 
 
+def _link_gone():
+    return render("portal/link_problem.html", status=410,
+                  message=_("This confirmation link is not valid any more. Request the change "
+                            "again from your profile."))
+
+
+@limiter.limit("20/minute", methods=["POST"])
 def confirm_email_view(token):
     result = tokens.check(token, tokens.EMAIL_CHANGE)
     if result.problem is None and result.token.user.portal != g.portal:
         result = tokens.Check(None, "unknown")
     if result.problem:
-        return render("portal/link_problem.html", status=404 if result.problem == "unknown" else 410,
-                      message=_("This confirmation link is not valid any more. Request the change "
-                                "again from your profile."))
-    if request.method == "GET":
+        return _link_gone() if result.problem != "unknown" else render(
+            "portal/link_problem.html", status=404,
+            message=_("This confirmation link is not valid any more. Request the change "
+                      "again from your profile."))
+    if request.method != "POST":
         return render("portal/email_confirm.html", new_email=result.token.new_email)
-    user = result.token.user
-    new = result.token.new_email
-    with database.atomic():
-        used = tokens.consume(token, tokens.EMAIL_CHANGE)
-        if used.problem:
-            return render("portal/link_problem.html", status=410,
-                          message=_("This confirmation link is not valid any more. Request the change "
-                                    "again from your profile."))
-        User.update(email=new, email_key=new.lower(), version=User.version + 1).where(
-            User.id == user.id).execute()
-        tokens.void_all(user, tokens.RESET)
-        audit.record(user, "email_changed", target_user=user, field="email", old=user.email, new=new,
-                     ip=client_ip())
+    signed_in = portal_user()
+    keep = current_session_id() if signed_in is not None and signed_in.id == result.token.user_id else None
+    outcome = profile.confirm_email_change(token, ip=client_ip(), keep_session_id=keep)
+    if isinstance(outcome, str):
+        return _link_gone()
+    _user, new = outcome
     flash(_("Your e-mail address is now %(email)s.", email=new), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
 
 
+@limiter.limit("5/minute", methods=["POST"])
 @portal_login_required
 def backup_codes_view():
     user = portal_user()
@@ -145,24 +151,104 @@ def revoke_browser_view(browser_id):
     return redirect(url_for(f"{g.portal}.profile"), 303)
 
 
-PROFILE_TOTP = "profile_totp_secret"
+# --- Sessions ---------------------------------------------------------------------------------
+
+@portal_login_required
+def end_session_view(session_id):
+    user = portal_user()
+    if sessions.end_one(user, session_id, except_id=current_session_id()):
+        audit.record(user, "session_ended", target_user=user, ip=client_ip(), detail=str(session_id))
+        flash(_("That session is signed out."), "ok")
+    return redirect(url_for(f"{g.portal}.profile"), 303)
 
 
 @portal_login_required
+def end_other_sessions_view():
+    user = portal_user()
+    ended = sessions.end_all(user, except_id=current_session_id())
+    audit.record(user, "sessions_ended", target_user=user, ip=client_ip(), detail=f"others: {ended}")
+    flash(_("You were signed out everywhere else."), "ok")
+    return redirect(url_for(f"{g.portal}.profile"), 303)
+
+
+# --- Changing the two-step method: re-check the current one first (SPEC 11.1) ------------------
+
+def _reauth_fresh() -> bool:
+    return time.time() - session.get(REAUTH, 0) < profile.REAUTH_SECONDS
+
+
+def _recheck_page(user, error=None, notice=None, status=200):
+    return render("portal/twostep_change.html", status=status, user=user, fresh=_reauth_fresh(),
+                  error=error, notice=notice, masked=ts.mask_email(user.email))
+
+
+@limiter.limit("10/minute", methods=["POST"])
+@portal_login_required
+def twostep_change_view():
+    """GET: the re-check of the current method (or, once passed, the choice of the new one).
+    POST: a code of the current method, or a backup code."""
+    user = portal_user()
+    if request.method != "POST":
+        return _recheck_page(user)
+    if signin.twostep_locked(user):
+        return _recheck_page(user, _("Too many wrong codes. Try again later."), status=429)
+    code = (request.form.get("code") or "").strip().replace(" ", "")
+    if not code or len(code) > 40:
+        return _recheck_page(user, _("Enter the code of your current two-step verification."), status=422)
+    ok = False
+    if len(code) == 6 and code.isdigit():
+        if user.twostep_method == TOTP:
+            ok = ts.verify_totp(user, code, ip=client_ip())
+        elif user.twostep_method == MAIL_OTP:
+            ok = ts.verify_mail_otp(user, code, config=current_app.config, ip=client_ip())[0] == ts.CODE_OK
+    else:
+        ok = ts.use_backup_code(user, code, ip=client_ip())
+    if not ok:
+        signin.register_twostep_failure(user, ip=client_ip(), reason="profile re-check")
+        return _recheck_page(user, _("The code is not correct or was already used."), status=422)
+    signin.twostep_succeeded(user)
+    session[REAUTH] = time.time()
+    return redirect(url_for(f"{g.portal}.twostep_change"), 303)
+
+
+@limiter.limit("5/minute", methods=["POST"])
+@portal_login_required
+def twostep_change_send_view():
+    """Mail OTP users get a code for the re-check (a POST: opening the page sends nothing)."""
+    user = portal_user()
+    if user.twostep_method != MAIL_OTP:
+        return redirect(url_for(f"{g.portal}.twostep_change"), 303)
+    result = ts.send_mail_otp(user, config=current_app.config, force=True, ip=client_ip())
+    notice = (_("A one-time password was sent.") if result.outcome == ts.SENT
+              else _("A code was sent just now. You can request another one in %(s)d seconds.",
+                     s=result.wait_seconds))
+    return _recheck_page(user, notice=notice)
+
+
+def _needs_recheck():
+    flash(_("Confirm your current two-step verification first."), "error")
+    return redirect(url_for(f"{g.portal}.twostep_change"), 303)
+
+
+@limiter.limit("10/minute", methods=["POST"])
+@portal_login_required
 def switch_totp_view():
     user = portal_user()
+    if not _reauth_fresh():
+        return _needs_recheck()
+    if request.method == "POST" and request.form.get("start") == "1":
+        session[PROFILE_TOTP] = totp.new_secret()  # held in the server-side session row
     secret = session.get(PROFILE_TOTP)
-    if not secret or request.method == "GET" and request.args.get("new"):
-        secret = totp.new_secret()
-        session[PROFILE_TOTP] = secret
+    if not secret:
+        return redirect(url_for(f"{g.portal}.twostep_change"), 303)
     uri = totp.provisioning_uri(secret, user.login_id, ts.portal_issuer(user.portal))
-    action = url_for(f"{g.portal}.switch_totp")
 
     def page(error=None, status=200):
         return render("portal/totp_setup.html", status=status, qr=totp.qr_svg(uri),
-                      secret=totp.grouped(secret), error=error, action=action, profile=True)
+                      secret=totp.grouped(secret), error=error, action=url_for(f"{g.portal}.switch_totp"),
+                      profile=True)
 
-    if request.method == "GET":
+    if request.method != "POST" or request.form.get("start") == "1":
         return page()
     code = (request.form.get("code") or "").strip().replace(" ", "")
     if len(code) != 6 or not code.isdigit():
@@ -171,22 +257,28 @@ def switch_totp_view():
         return page(_("The code is not correct. Check that the app shows this account and that the "
                       "device's clock is right."), 422)
     session.pop(PROFILE_TOTP, None)
+    session.pop(REAUTH, None)
     codes = ts.new_backup_codes(user, ip=client_ip())
     return render("portal/backup_codes.html", codes=codes, back=url_for(f"{g.portal}.profile"))
 
 
+@limiter.limit("10/minute", methods=["POST"])
 @portal_login_required
 def switch_mail_view():
     user = portal_user()
+    if not _reauth_fresh():
+        return _needs_recheck()
     action = url_for(f"{g.portal}.switch_mail")
 
     def page(error=None, notice=None, status=200):
         return render("portal/mail_otp.html", status=status, masked=ts.mask_email(user.email), setup=True,
                       error=error, notice=notice, action=action, resend=None, profile=True)
 
-    if request.method == "GET":
-        ts.send_mail_otp(user, config=current_app.config, force=False, ip=client_ip())
+    if request.method != "POST":
         return page()
+    if request.form.get("start") == "1":
+        ts.send_mail_otp(user, config=current_app.config, force=True, ip=client_ip())
+        return page(notice=_("A one-time password was sent."))
     code = (request.form.get("code") or "").strip()
     if len(code) != ts.OTP_DIGITS or not code.isdigit():
         return page(_("The one-time password is 6 digits (0-9)."), status=422)
@@ -194,15 +286,9 @@ def switch_mail_view():
     if outcome != ts.CODE_OK:
         return page(_("The one-time password is not correct. %(n)d tries left.", n=left), status=422)
     ts.choose_mail_otp(user, ip=client_ip())
+    session.pop(REAUTH, None)
     flash(_("Two-step verification now uses Mail OTP."), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
-
-
-change_password_view = limiter.limit("10/minute", methods=["POST"])(change_password_view)
-change_email_view = limiter.limit("5/minute", methods=["POST"])(change_email_view)
-switch_totp_view = limiter.limit("10/minute", methods=["POST"])(switch_totp_view)
-switch_mail_view = limiter.limit("10/minute", methods=["POST"])(switch_mail_view)
-confirm_email_view = limiter.limit("20/minute", methods=["POST"])(confirm_email_view)
 
 
 def register(bp):
@@ -213,6 +299,12 @@ def register(bp):
     bp.add_url_rule("/profile/email/<token>", "confirm_email", confirm_email_view, methods=["GET", "POST"])
     bp.add_url_rule("/profile/backup-codes", "backup_codes", backup_codes_view, methods=["POST"])
     bp.add_url_rule("/profile/browsers/<browser_id>/revoke", "revoke_browser", revoke_browser_view,
+                    methods=["POST"])
+    bp.add_url_rule("/profile/sessions/<session_id>/end", "end_session", end_session_view, methods=["POST"])
+    bp.add_url_rule("/profile/sessions/end-others", "end_other_sessions", end_other_sessions_view,
+                    methods=["POST"])
+    bp.add_url_rule("/profile/twostep", "twostep_change", twostep_change_view, methods=["GET", "POST"])
+    bp.add_url_rule("/profile/twostep/send", "twostep_change_send", twostep_change_send_view,
                     methods=["POST"])
     bp.add_url_rule("/profile/twostep/totp", "switch_totp", switch_totp_view, methods=["GET", "POST"])
     bp.add_url_rule("/profile/twostep/mail", "switch_mail", switch_mail_view, methods=["GET", "POST"])

@@ -1,16 +1,19 @@
-"""Entry, sign-in, sign-out, the reset request (identity check), the new password, "ask my admin"."""
-import time
+"""Entry, sign-in, sign-out, the reset request (identity check), the new password, "ask my admin".
 
+Every view changes state only on POST and tests ``request.method == "POST"`` explicitly (a HEAD
+is answered like a GET). The reset request and "ask my admin" only record what was typed; the
+worker answers them (accounts.identity_requests, SPEC 11.8).
+"""
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import logout_user
 
-from accounts import audit, identity, outbox, passwords, period, recovery, scope, signin, tokens, twostep
+from accounts import audit, identity, identity_requests, passwords, period, signin, tokens, twostep
 from accounts.db import database
-from accounts.models import BUSINESS, User
+from accounts.models import BUSINESS
 from blueprints.extensions import limiter
-from blueprints.web import base_url, client_ip, render, safe_next
+from blueprints.web import client_ip, render, safe_next
 
 from . import flow
 from .guard import portal_user
@@ -41,12 +44,9 @@ def _account_key() -> str:
     return f"acct:{g.portal}:{(request.form.get('login_id') or '').strip().lower()[:MAX_LOGIN_ID]}"
 
 
-def _pad_to(started: float, seconds: float) -> None:
-    """Answer no earlier than ``seconds`` after ``started``: matched and unmatched requests take
-    the same time (mail rendering and token writing only happen on a match)."""
-    wait = seconds - (time.perf_counter() - started)
-    if wait > 0:
-        time.sleep(wait)
+def _failed(response) -> bool:
+    """Per-account limits count failed attempts, never the owner's successful ones (SPEC 11.4)."""
+    return response.status_code >= 400
 
 
 def rules_for(portal: str, password: str) -> list[dict]:
@@ -75,9 +75,11 @@ def password_errors(portal: str, password: str, confirm: str | None) -> dict:
     return errors
 
 
+@limiter.limit("10/minute", methods=["POST"])
+@limiter.limit("10/minute", key_func=_account_key, methods=["POST"], deduct_when=_failed)
 def signin_view():
     portal = g.portal
-    if request.method == "GET":
+    if request.method != "POST":
         if portal_user() is not None:
             return redirect(safe_next(request.args.get("next"), url_for(f"{portal}.dashboard")), 303)
         return render("portal/signin.html", next=request.args.get("next", ""), errors={}, login_id="")
@@ -96,19 +98,20 @@ def signin_view():
     if errors:
         return render("portal/signin.html", status=422, next=next_url, errors=errors,
                       login_id=login_id[:MAX_LOGIN_ID])
+    trusted_token = request.cookies.get(flow.trust_cookie_name())
     result = signin.verify_password(portal, login_id, password,
-                                    threshold=current_app.config["LOCKOUT_THRESHOLD"], ip=client_ip())
+                                    threshold=current_app.config["LOCKOUT_THRESHOLD"], ip=client_ip(),
+                                    trusted_token=trusted_token)
     if result.outcome != signin.OK:
         return render("portal/signin.html", status=401, next=next_url, login_id=login_id,
                       errors={"form": GENERIC_REFUSAL})
     user = result.user
     # One transaction for the rest of the sign-in (trusted browser, completion, audit): one commit.
     with database.atomic():
-        trusted = (user.twostep_method is not None and user.first_login_done
-                   and twostep.is_trusted(user, request.cookies.get(flow.trust_cookie_name()),
-                                          ip=client_ip()))
+        trusted = (flow.has_method(user) and user.first_login_done
+                   and twostep.is_trusted(user, trusted_token, ip=client_ip(), record=False))
         flow.start(user, next_url, second_done=trusted)
-        return flow.advance(user)
+        return flow.after_password(user, trusted)
 
 
 def signout_view():
@@ -126,14 +129,15 @@ def signout_view():
 def _reset_form(errors=None, values=None, status=200):
     return render("portal/reset_request.html", status=status, fields=identity.fields_for(g.portal),
                   labels=FIELD_LABELS, errors=errors or {}, values=values or {},
-                  faq_url=current_app.config["FAQ_URL"])
+                  faq_url=faq_url_for(g.portal))
 
 
+@limiter.limit("5/minute", methods=["POST"])
 def reset_request_view():
+    """The identity check: one insert, the same answer whether or not anything matched."""
     portal = g.portal
-    if request.method == "GET":
+    if request.method != "POST":
         return _reset_form()
-    started = time.perf_counter()
     values = {f: (request.form.get(f) or "") for f in identity.fields_for(portal)}
     values = {f: (v.strip() if f != "name" else v.strip("\r\n")) for f, v in values.items()}
     errors = {}
@@ -146,17 +150,7 @@ def reset_request_view():
         errors["email"] = _("Enter an e-mail address such as name@example.jp.")
     if errors:
         return _reset_form(errors, values, status=422)
-    user = identity.find_matching_user(portal, values)
-    if user is not None and period.first_login_open_for(user) and not user.disabled:
-        recovery.send_reset_link(user, config=current_app.config, base_url=base_url(),
-                                 actor=user, ip=client_ip(), action="reset_requested")
-    else:
-        known = user or User.by_login_id(portal, values["login_id"])
-        reason = ("identity mismatch" if user is None else
-                  "before the migration period" if not period.first_login_open_for(user) else "disabled")
-        audit.record(known or "anonymous", "reset_request_refused", target_user=known, ip=client_ip(),
-                     detail=reason)
-    _pad_to(started, current_app.config.get("RESET_ANSWER_SECONDS", 0.4))
+    identity_requests.record_reset(portal, values, ip=client_ip())
     current = period.current()
     before = period.phase(period=current) == period.BEFORE
     return render("portal/reset_sent.html", opens_at=current.start_at if before else None)
@@ -183,13 +177,14 @@ def _checked_token(raw):
     return result
 
 
+@limiter.limit("20/minute", methods=["POST"])
 def reset_password_view(token):
     portal = g.portal
     result = _checked_token(token)
     if result.problem:
         return _token_problem(result.problem)
     user = result.token.user
-    if request.method == "GET":
+    if request.method != "POST":
         return render("portal/reset_password.html", user=user, errors={}, rules=rules_for(portal, ""),
                       symbols=passwords.SYMBOLS[portal])
     password = request.form.get("password") or ""
@@ -215,11 +210,13 @@ def password_rules_view():
 
 # --- Ask my administrator ------------------------------------------------------------------------------
 
+@limiter.limit("5/minute", methods=["POST"])
+@limiter.limit("5/minute", key_func=_account_key, methods=["POST"])
 def ask_admin_view():
+    """"Ask my administrator": recorded here; the admins' mails are written by the worker."""
     portal = g.portal
-    if request.method == "GET":
+    if request.method != "POST":
         return render("portal/ask_admin.html", errors={}, values={})
-    started = time.perf_counter()
     login_id = (request.form.get("login_id") or "").strip()
     message = (request.form.get("message") or "").strip()
     errors = {}
@@ -232,33 +229,8 @@ def ask_admin_view():
     if errors:
         return render("portal/ask_admin.html", status=422, errors=errors,
                       values={"login_id": login_id[:MAX_LOGIN_ID], "message": message[:MAX_MESSAGE]})
-    user = User.by_login_id(portal, login_id)
-    if user is not None:
-        admins = scope.admins_for(user)
-        base = base_url()
-        with database.atomic():
-            for admin in admins:
-                outbox.render_and_enqueue(
-                    "ask_admin", recipient=admin.email, kind="ask_admin", user=admin,
-                    language=admin.language,
-                    subject=_l("[%(portal)s] A user asks for help with signing in",
-                               portal=_portal_name(portal)),
-                    requester=user, admin=admin, message=message, link=f"{base}/admin/users/{user.id}",
-                    portal=portal)
-            audit.record(user, "admin_help_requested", target_user=user, ip=client_ip(),
-                         detail=f"admins notified: {len(admins)}")
-    _pad_to(started, current_app.config.get("RESET_ANSWER_SECONDS", 0.4))
-    return render("portal/ask_admin_sent.html", faq_url=current_app.config["FAQ_URL"])
-
-
-_ip_limit = limiter.limit("10/minute", methods=["POST"])
-_account_limit = limiter.limit("10/minute", key_func=_account_key, methods=["POST"])
-signin_view = _ip_limit(_account_limit(signin_view))
-reset_request_view = limiter.limit("5/minute", methods=["POST"])(
-    limiter.limit("5/minute", key_func=_account_key, methods=["POST"])(reset_request_view))
-ask_admin_view = limiter.limit("5/minute", methods=["POST"])(
-    limiter.limit("5/minute", key_func=_account_key, methods=["POST"])(ask_admin_view))
-reset_password_view = limiter.limit("20/minute", methods=["POST"])(reset_password_view)
+    identity_requests.record_ask_admin(portal, login_id, message, ip=client_ip())
+    return render("portal/ask_admin_sent.html", faq_url=faq_url_for(g.portal))
 
 
 def register(bp):
@@ -271,5 +243,7 @@ def register(bp):
     bp.add_url_rule("/password/ask-admin", "ask_admin", ask_admin_view, methods=["GET", "POST"])
 
 
-def _portal_name(portal: str):
-    return _l("Business Portal") if portal == BUSINESS else _l("Smart Data Platform Portal")
+def faq_url_for(portal: str) -> str | None:
+    """Business Portal users without an administrator go to the FAQ; SDPF users ask their
+    contract's administrator and their partner, and see a FAQ only when FAQ_URL_SDPF is set."""
+    return current_app.config["FAQ_URL"] if portal == BUSINESS else current_app.config.get("FAQ_URL_SDPF")

@@ -100,4 +100,4 @@ def test_a_database_without_schema_says_to_run_db_upgrade(runner, tmp_path):
         code, lines = _check(runner)
     finally:
         init_database(TEST_DATABASE_URL)
-    assert code == 1 and lines == ["the database has no schema: run flask --app app db-upgrade first"]
+    assert code == 1 and lines == ["error: the database has no schema: run flask --app app db-upgrade first"]

@@ -5,10 +5,11 @@ import re
 import pyotp
 import pytest
 
-from accounts import outbox
+from accounts import background
 from accounts.db import database
 from accounts.models import TermsVersion, User
 from blueprints.extensions import mail as mail_ext
+from tests.browser.signin import portal_sign_in, with_totp
 from tests.helpers import links_in
 from tests.web.admin_helpers import make_world
 
@@ -16,21 +17,10 @@ pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 
 
-def _session_cookie(app, principal, user_agent):
-    """A signed Flask session for ``principal`` as Flask-Login would make it for this browser."""
-    from flask_login.utils import _create_identifier
-
-    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": user_agent}
-    with app.test_request_context(environ_base=environ):
-        ident = _create_identifier()
-    serializer = app.session_interface.get_signing_serializer(app)
-    return serializer.dumps({"_user_id": principal.get_id(), "_fresh": True, "_id": ident})
-
-
 def _deliver(app):
     with app.app_context():
         database.connect(reuse_if_open=True)
-        outbox.deliver_due(mail_ext, app.config["MAIL_DEFAULT_SENDER"])
+        background.run_round(mail_ext, app.config)  # the worker beside the web
 
 
 def test_parent_admin_corrects_an_email_sends_a_reset_link_and_the_user_completes_the_first_login(
@@ -40,9 +30,8 @@ def test_parent_admin_corrects_an_email_sends_a_reset_link_and_the_user_complete
     w = make_world()
     server = live_server_factory(app)
     page = browser_page
-    ua = page.evaluate("navigator.userAgent")
-    page.context.add_cookies([{"name": "session", "value": _session_cookie(app, w.parent_admin, ua),
-                               "url": server.url}])
+    with_totp(w.parent_admin)
+    portal_sign_in(page, server.url, "business", w.parent_admin.login_id)
 
     page.goto(server.url + "/admin/")
     search_box = page.get_by_label("ログインID、メールアドレス、氏名、電話番号またはECID")
@@ -102,7 +91,7 @@ def test_parent_admin_corrects_an_email_sends_a_reset_link_and_the_user_complete
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     page.get_by_label("6桁のコード").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="登録").click()
-    page.get_by_role("link", name="戻る").click()
+    page.get_by_role("button", name="戻る").click()
     page.get_by_role("button", name="同意を承認する").click()
     page.get_by_role("heading", name="ダッシュボード", exact=True).wait_for()
     target = User.get_by_id(w.target_child.id)

@@ -18,10 +18,11 @@ pytestmark = pytest.mark.usefixtures("db")
 
 READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND = "read", "send_reset", "edit", "reset", "contact", "remind"
 SETTINGS = "settings"
+CONTRACT_EDIT, STAFF = "contract_edit", "staff"
 
 # SPEC 3, restated independently of accounts.scope so that a change there has to change this too.
 ROLE_MAY = {
-    "operator": {READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND, SETTINGS},
+    "operator": {READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND, SETTINGS, CONTRACT_EDIT, STAFF},
     "helpdesk": {READ, SEND_RESET},
     "parent_admin": {READ, SEND_RESET, EDIT, RESET, CONTACT, REMIND},
     "child_admin": {READ, SEND_RESET, EDIT, RESET, CONTACT},
@@ -51,6 +52,20 @@ REQUIRED = {
     "admin.set_migration_period": SETTINGS,
     "admin.notices_list": REMIND,
     "admin.notices_send": REMIND,
+    "admin.my_sessions": READ,
+    "admin.end_my_session": READ,
+    "admin.end_my_other_sessions": READ,
+    "admin.contracts": READ,
+    "admin.contract_page": READ,
+    "admin.contract_rename": CONTRACT_EDIT,
+    "admin.contract_admin_grant": CONTRACT_EDIT,
+    "admin.contract_admin_revoke": CONTRACT_EDIT,
+    "admin.terms_page": SETTINGS,
+    "admin.terms_preview": SETTINGS,
+    "admin.terms_publish": SETTINGS,
+    "admin.terms_version": SETTINGS,
+    "admin.staff_list": STAFF,
+    "admin.staff_action": STAFF,
 }
 PUBLIC = {"admin.login", "admin.login_code", "admin.login_setup", "admin.logout"}
 
@@ -58,6 +73,7 @@ PUBLIC = {"admin.login", "admin.login_code", "admin.login_setup", "admin.logout"
 SUCCESS = {
     ("admin.field_show", "GET"): 303,  # without htmx the field alone is not a page: back to the user
     ("admin.field_validate", "POST"): 200,
+    ("admin.terms_preview", "POST"): 200,  # shows the text, writes nothing
 }
 
 _seq = itertools.count()
@@ -101,9 +117,22 @@ def _url(rule, w, which):
             values[arg] = "unlock"
         elif arg == "ecid":
             values[arg] = (w.child if which == "in" else w.other_child).ecid
+        elif arg == "session_id":  # one's own sessions only: an unknown id changes nothing
+            values[arg] = 999999
+        elif arg == "staff_id":
+            values[arg] = w.helpdesk.id
+        elif arg == "version":
+            values[arg] = _terms_version().version
         else:  # pragma: no cover - a new parameter needs a value here
             raise AssertionError(f"no test value for <{arg}> in {rule.rule}")
     return rule.build(values, append_unknown=False)[1], target
+
+
+def _terms_version():
+    from accounts.models import TermsVersion
+
+    return TermsVersion.get_or_none(TermsVersion.version == 1) or TermsVersion.create(
+        version=1, title="規約", body="本文")
 
 
 def _form(endpoint, target, token):
@@ -118,6 +147,12 @@ def _form(endpoint, target, token):
         data.update(user=[str(target.id)])
     elif endpoint == "admin.set_migration_period":
         data.update(start="2026-12-01T00:00", end="2027-03-31T23:59")
+    elif endpoint == "admin.contract_rename":
+        data.update(name=f"改名した契約{next(_seq)}")
+    elif endpoint == "admin.contract_admin_grant":
+        data.update(login_id=target.login_id)
+    elif endpoint in ("admin.terms_publish", "admin.terms_preview"):
+        data.update(title="カスタマポータル規約", body="第1条 本規約は…")
     return data
 
 

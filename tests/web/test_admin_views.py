@@ -64,7 +64,7 @@ def test_staff_first_sign_in_sets_up_totp_then_later_sign_ins_ask_the_code(clien
     assert "staff_totp_set_up" in actions and actions.count("staff_signed_in") == 2
 
 
-@pytest.mark.parametrize("lang,text", [("ja", "ログインIDまたはパスワードが正しくありません"),
+@pytest.mark.parametrize("lang,text", [("ja", "ログインIDまたはパスワードが正しくないか"),
                                        ("en", "The login ID or the password is not correct")])
 def test_wrong_password_and_unknown_login_id_get_the_same_answer(client, lang, text):
     create_staff_account("alice", "operator", STAFF_PW)
@@ -75,13 +75,17 @@ def test_wrong_password_and_unknown_login_id_get_the_same_answer(client, lang, t
     assert text in wrong.get_data(as_text=True) and text in unknown.get_data(as_text=True)
 
 
-def test_staff_lockout_after_repeated_failures(app, client):
+def test_staff_lockout_answers_the_same_to_the_right_and_a_wrong_password(app, client):
+    """SPEC 11.4: while locked, the right password gets exactly the wrong password's answer."""
     app.config["LOCKOUT_THRESHOLD"] = 3
     create_staff_account("alice", "operator", STAFF_PW)
     for _ in range(3):
         _password_step(client, password="wrong-wrong-wrong")
-    r = _password_step(client)
-    assert r.status_code == 401 and "ロックされています" in r.get_data(as_text=True)
+    right = _password_step(client)
+    wrong = _password_step(client, password="wrong-wrong-wrong")
+    assert right.status_code == wrong.status_code == 401
+    text = "ログインIDまたはパスワードが正しくないか"
+    assert text in right.get_data(as_text=True) and text in wrong.get_data(as_text=True)
     assert AuditEntry.select().where(AuditEntry.action == "staff_locked").exists()
 
 

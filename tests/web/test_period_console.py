@@ -3,7 +3,6 @@ import datetime
 
 import pytest
 import time_machine
-from flask_login.utils import _create_identifier
 
 from accounts import period
 from accounts.models import AuditEntry, Mail, MigrationPeriod, Staff
@@ -13,15 +12,10 @@ from tests.legacy_helpers import AFTER_AT, BEFORE_AT, DURING_AT, set_period
 
 
 def console_login(app, client, principal):
-    """Sign in through the Flask-Login session directly (the console sign-in is tested elsewhere)."""
-    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "127.0.0.1"},
-                                  headers={"User-Agent": "Werkzeug/test"}):
-        ident = _create_identifier()
-    client.environ_base.update({"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "Werkzeug/test"})
-    with client.session_transaction() as s:
-        s["_user_id"] = principal.get_id()
-        s["_fresh"] = True
-        s["_id"] = ident
+    """A server-side session for ``principal`` (the console sign-in itself is tested elsewhere)."""
+    from tests.web.admin_helpers import sign_in
+
+    sign_in(client, principal)
 
 
 def staff(role="operator"):

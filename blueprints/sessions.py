@@ -1,0 +1,126 @@
+"""Flask's session kept in a database row once it holds somebody (SPEC 11.5).
+
+A visitor who has not started to sign in has nothing worth stealing: their session (the CSRF
+token, a flash message) stays in Flask's signed cookie, and opening a page never writes a row
+(SPEC 11.2). The moment a session holds a principal — a pending sign-in after the password, a
+signed-in user or staff member, a legacy sign-in — it moves into a ``WebSession`` row and the
+cookie carries only ``sid.<random key>``. ``session.clear()`` (every sign-in step, sign-out)
+gives the session a new key and deletes the old row, so a copied cookie stops working.
+"""
+import hashlib
+import os
+
+from flask import request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+
+from accounts import sessions as store
+
+SID_PREFIX = "sid."
+PENDING_KEYS = {  # session key -> principal kind, for sessions in the middle of a sign-in
+    "pending_signin": "u",
+    "staff_pending": "s",
+    "legacy_account_id": "l",
+    "legacy_candidates": "l",
+}
+
+
+class ServerSession(SecureCookieSession):
+    def __init__(self, initial=None, row=None):
+        super().__init__(initial)
+        self.row = row          # the WebSession behind this session, if any
+        self.rotate = False     # clear() was called: a new key at save time
+
+    def clear(self):
+        super().clear()
+        self.rotate = True
+
+    @property
+    def row_id(self) -> int | None:
+        return self.row.id if self.row is not None and not self.rotate else None
+
+
+def principal_of(data) -> tuple[str | None, bool] | None:
+    """(principal, signed_in) when the session must live on the server, else None."""
+    if data.get("_user_id"):
+        return str(data["_user_id"]), True
+    for key, kind in PENDING_KEYS.items():
+        value = data.get(key)
+        if value:
+            if kind == "u":
+                return f"u:{value.get('uid')}" if isinstance(value, dict) else None, False
+            if isinstance(value, int):
+                return f"{kind}:{value}", False
+            return None, False
+    return None
+
+
+def current_session_id() -> int | None:
+    """The caller's own session row (to keep it when ending the account's other sessions)."""
+    from flask import session
+
+    return getattr(session, "row_id", None)
+
+
+class ServerSessionInterface(SecureCookieSessionInterface):
+    session_class = ServerSession
+
+    def _lifetimes(self, app):
+        return {"idle_minutes": app.config["SESSION_IDLE_MINUTES"],
+                "max_hours": app.config["SESSION_MAX_HOURS"]}
+
+    def open_session(self, app, request):
+        value = request.cookies.get(self.get_cookie_name(app)) or ""
+        if not value.startswith(SID_PREFIX):
+            session = super().open_session(app, request)
+            if session is not None and principal_of(session) is not None:
+                # Somebody is only ever held by a server-side row: a signed cookie that names a
+                # principal (an old cookie from before, or one made with a leaked key) is dropped.
+                session = self.session_class()
+                session.modified = True
+            return session
+        from accounts import health
+
+        health.ensure_connection()   # runs before the app's before_request: replace a dead connection
+        row = store.load(value[len(SID_PREFIX):], **self._lifetimes(app))
+        if row is None:  # ended or expired: an empty session, and the stale cookie goes
+            session = self.session_class()
+            session.modified = True
+            return session
+        try:
+            data = self.serializer.loads(row.data) if row.data else {}
+        except ValueError:
+            data = {}
+        return self.session_class(data, row=row)
+
+    def save_session(self, app, session, response):
+        if response.status_code == 503:
+            return   # the database is out (blueprints.outage): nothing of this request was kept
+        wanted = principal_of(session)
+        row = getattr(session, "row", None)
+        if row is not None and (session.rotate or wanted is None):
+            store.delete(row.id)
+            session.row = row = None
+            session.modified = True
+        if wanted is None:
+            return super().save_session(app, session, response)
+        principal, signed_in = wanted
+        if row is None:
+            # Seed the CSRF token so that the pages of a signed-in session never write the row.
+            session.setdefault(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
+                               hashlib.sha1(os.urandom(64)).hexdigest())
+            raw, row = store.create(self.serializer.dumps(dict(session)), principal=principal,
+                                    signed_in=signed_in, ip=request.remote_addr or "",
+                                    user_agent=request.user_agent.string or "")
+            session.row, session.rotate = row, False
+            response.set_cookie(
+                self.get_cookie_name(app), SID_PREFIX + raw, httponly=True,
+                domain=self.get_cookie_domain(app), path=self.get_cookie_path(app),
+                secure=self.get_cookie_secure(app), samesite=self.get_cookie_samesite(app))
+            response.vary.add("Cookie")
+        elif session.modified:
+            store.save(row.id, self.serializer.dumps(dict(session)), principal=principal,
+                       signed_in=signed_in)
+        else:
+            store.touch(row)
+        if session.accessed:
+            response.vary.add("Cookie")
