@@ -3,28 +3,28 @@ of the page's content (htmx 2 does not swap an error answer by itself)."""
 import pytest
 
 from accounts.db import database
-from tests.browser.test_admin_console_browser import _session_cookie
+from tests.browser.signin import portal_sign_in, with_totp
 from tests.web.admin_helpers import make_world
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 
 
-def test_an_htmx_save_during_a_database_outage_shows_the_503_page(app, live_server_factory, browser_page,
-                                                                 monkeypatch):
+def test_an_htmx_save_during_a_database_outage_shows_the_503_page(make_app, live_server_factory,
+                                                                 browser_page, monkeypatch):
     import sqlite3
 
     import psycopg
 
     from accounts.db import is_postgres
 
+    app = make_app(PROPAGATE_EXCEPTIONS=False)   # as in production: errors become the error pages
     database.connect(reuse_if_open=True)
     w = make_world()
     server = live_server_factory(app)
     page = browser_page
-    ua = page.evaluate("navigator.userAgent")
-    page.context.add_cookies([{"name": "session", "value": _session_cookie(app, w.parent_admin, ua),
-                               "url": server.url}])
+    with_totp(w.parent_admin)
+    portal_sign_in(page, server.url, "business", w.parent_admin.login_id)
     page.goto(server.url + f"/admin/users/{w.target_child.id}")
     page.get_by_label("メールアドレスを変更").click()
     field = page.locator("#f-email")
