@@ -199,7 +199,7 @@ def test_a_connection_lost_during_a_request_answers_503_and_the_next_request_rec
     assert client.get("/healthz").status_code == 200
 
 
-def test_an_unreachable_redis_leaves_rate_limits_in_memory_without_5xx(make_app, caplog):
+def test_an_unreachable_redis_leaves_rate_limits_in_memory_without_5xx(make_app, caplog, capsys):
     from app import create_app
 
     make_app()   # empties the tables
@@ -215,6 +215,9 @@ def test_an_unreachable_redis_leaves_rate_limits_in_memory_without_5xx(make_app,
     assert statuses == [200] * 5 + [429]   # 5 per minute: still counted, in this process's memory
     lines = [r.getMessage() for r in caplog.records if "falling back to in-memory" in r.getMessage()]
     assert len(lines) == 1
+    # ... and it reaches the log (standard error, as under gunicorn), not only Flask-Limiter's
+    # own logger, which has nothing but a NullHandler.
+    assert capsys.readouterr().err.count("falling back to in-memory storage") == 1
     assert client.get("/business/signin").status_code == 200
 
 
