@@ -1377,10 +1377,15 @@ def fault_disk(args, db_kind):
 
 # --- backup and restore under load ----------------------------------------------------------------
 
+# docs/operations.md's backup without the sqlite3 tool (one step: every page in one read transaction).
+PY_BACKUP = "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d)"
+
+
 def fault_backup(args, db_kind):
-    """The backup procedures of docs/faults.md while the load runs (SQLite: VACUUM INTO, and the
-    sqlite3 shell's .backup for comparison; PostgreSQL: pg_dump -Fc); each copy is restored and
-    must pass check-db and hold every save acknowledged before it started, e-mail changes whole."""
+    """The backup procedures of docs/operations.md and docs/faults.md while the load runs (SQLite:
+    VACUUM INTO, the sqlite3 shell's .backup, Python's Connection.backup; PostgreSQL: pg_dump -Fc);
+    each copy is restored and must pass check-db and hold every save acknowledged before it
+    started, e-mail changes whole."""
     with Rig(args, db_kind) as rig:
         rec, checks = Recorder(), Checks()
         load = rig.load(rec)
@@ -1391,7 +1396,9 @@ def fault_backup(args, db_kind):
             methods = [("VACUUM INTO", rig.tmp / "vacuum-into.db",
                         lambda dst: ["sqlite3", src, f"VACUUM INTO '{dst}'"]),
                        (".backup", rig.tmp / "dot-backup.db",
-                        lambda dst: ["sqlite3", src, f".backup '{dst}'"])]
+                        lambda dst: ["sqlite3", src, f".backup '{dst}'"]),
+                       ("Connection.backup", rig.tmp / "python-backup.db",
+                        lambda dst: [sys.executable, "-c", PY_BACKUP, src, str(dst)])]
         else:
             methods = [("pg_dump -Fc", rig.tmp / "backup.dump",
                         lambda dst: [rig.pg.tool("pg_dump"), "-Fc", "-f", str(dst), rig.url])]
