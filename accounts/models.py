@@ -5,6 +5,7 @@ Times are stored as naive UTC datetimes; screens show them in JST (accounts.cloc
 from peewee import (
     AutoField,
     BigAutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DateTimeField,
@@ -443,9 +444,74 @@ class IdentityRequest(BaseModel):
         indexes = ((("processed_at", "id"), False),)
 
 
+class BulkUpload(BaseModel):
+    """A CSV of corrections uploaded to the console (SPEC 14), kept so that its preview pages,
+    survives a reload and is applied later. It belongs to the principal who uploaded it."""
+
+    id = BigAutoField()
+    owner_kind = CharField(max_length=8)  # user | staff (accounts.audit.actor_fields)
+    owner_id = BigIntegerField()
+    created_at = DateTimeField(default=utcnow)
+    file_name = CharField(max_length=255)
+    encoding = CharField(max_length=16)
+    columns = CharField(max_length=255)  # the file's columns in file order, comma separated
+    # Counts of the preview (rows that will change, are unchanged, have errors).
+    rows_total = IntegerField(default=0)
+    rows_change = IntegerField(default=0)
+    rows_unchanged = IntegerField(default=0)
+    rows_error = IntegerField(default=0)
+    state = CharField(max_length=12, default="previewed")  # previewed | applying | applied
+    apply_started_at = DateTimeField(null=True)
+    applied_at = DateTimeField(null=True)
+    # Counts of the apply, recomputed from the rows after each step.
+    rows_applied = IntegerField(default=0)
+    rows_stale = IntegerField(default=0)
+    rows_refused = IntegerField(default=0)  # refused at apply (e.g. login ID taken since), or gone
+
+    class Meta:
+        indexes = ((("owner_kind", "owner_id", "id"), False),)
+
+
+class BulkRow(BaseModel):
+    """One data row of a BulkUpload: the values given, what the user had at preview, the errors
+    per cell and, once applied, what happened."""
+
+    id = BigAutoField()
+    upload = ForeignKeyField(BulkUpload, backref="rows", on_delete="CASCADE")
+    line = IntegerField()  # the file line where the row starts (the header is line 1)
+    login_id = TextField()
+    portal = TextField(default="")  # as given; blank: decided by the login ID
+    # The corrections as given; None = blank cell or no such column (the value stays).
+    new_email = TextField(null=True)
+    new_login_id = TextField(null=True)
+    name = TextField(null=True)
+    phone = TextField(null=True)
+    # The user found at preview, its version then (stale rows are refused) and its values then.
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    user_version = IntegerField(null=True)
+    user_portal = CharField(max_length=8, null=True)
+    current_email = TextField(null=True)
+    current_login_id = TextField(null=True)
+    current_name = TextField(null=True)
+    current_phone = TextField(null=True)
+    status = CharField(max_length=10)  # change | unchanged | error
+    changes = CharField(max_length=64, default="")  # the fields that change, comma separated
+    errors = TextField(null=True)  # JSON: column -> [code, argument...]
+    result = CharField(max_length=10, null=True)  # applied | stale | refused | not_found
+    result_detail = TextField(null=True)  # refused: "field:code"
+    applied_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("upload", "line"), True),
+            (("upload", "status", "line"), False),
+        )
+
+
 ALL_MODELS = [
     Contract, Service, User, LegacyAccount, ResetToken, OneTimeCode, BackupCode, TrustedBrowser,
     TermsVersion, TermsAcceptance, MigrationPeriod, Ticket, Staff, Mail, MailAttempt, AuditEntry,
     WebSession, IdentityRequest, SiteSetting,
+    BulkUpload, BulkRow,
 ]
 

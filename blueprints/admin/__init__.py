@@ -7,7 +7,7 @@ console's navigation with ``nav_item(endpoint, label, action, order)``.
 """
 from dataclasses import dataclass
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from accounts import period, scope
 
@@ -41,8 +41,18 @@ def _console_context():
     role = scope.role_of(who) if who is not None else None
     items = [i for i in NAV if role and scope.may(who, i.action)]
     return {"console_nav": items, "console_role": role, "console_principal": who if role else None,
-            "migration_phase": period.phase() if role else None, "visible_spaces": visible_spaces,
-            "terms_missing": _terms_missing(who)}
+            "migration_phase": _once_per_request("console.migration_phase", period.phase) if role else None,
+            "visible_spaces": visible_spaces,
+            "terms_missing": _once_per_request("console.terms_missing", lambda: _terms_missing(who))}
+
+
+def _once_per_request(key: str, compute):
+    """A value of the database read once per request: every template rendered in a console
+    request runs this context processor, mails included (a bulk correction renders thousands)."""
+    cache = request.environ
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 def _terms_missing(who) -> bool:
@@ -57,7 +67,7 @@ def _terms_missing(who) -> bool:
 
 # Area modules register their routes on bp when imported.
 AREA_MODULES = ("auth", "users", "progress", "audit", "settings", "notices", "contracts", "terms", "staff",
-                "sessions")
+                "sessions", "bulk")
 
 import importlib  # noqa: E402
 

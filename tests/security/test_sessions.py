@@ -182,3 +182,12 @@ def test_a_totp_secret_being_set_up_never_travels_in_the_cookie(client, db):
     assert User.get_by_id(user.id).totp_secret is None
     row = WebSession.get(WebSession.principal == f"u:{user.id}")
     assert not row.signed_in and utcnow() - row.created_at < datetime.timedelta(minutes=1)
+
+
+def test_an_email_corrected_in_the_console_ends_the_users_sessions(app, client, db):
+    user = victim()
+    signed_in(client, user)
+    operator = Staff.create(login_id="op", login_id_key="op", role="operator", password_hash="x")
+    with app.app_context():  # mails are rendered
+        console.update_field(operator, user.id, "email", "corrected@example.jp", version=user.version)
+    assert client.get("/business/dashboard").status_code == 302

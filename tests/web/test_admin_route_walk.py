@@ -5,12 +5,14 @@ Conventions proven here: a signed-out visitor is sent to /admin/login; a signed-
 may not do something, or asks about a user / contract outside its scope, gets 404, exactly like
 for something that does not exist (never 403, so nothing is revealed).
 """
+import io
 import itertools
 import re
 
 import pytest
 
-from accounts.models import User
+from accounts import audit
+from accounts.models import BulkRow, BulkUpload, User
 from tests.helpers import csrf_token, gen_user
 from tests.web.admin_helpers import make_world, sign_in
 
@@ -66,6 +68,12 @@ REQUIRED = {
     "admin.terms_version": SETTINGS,
     "admin.staff_list": STAFF,
     "admin.staff_action": STAFF,
+    "admin.bulk_page": EDIT,
+    "admin.bulk_template": EDIT,
+    "admin.bulk_upload": EDIT,
+    "admin.bulk_preview": EDIT,
+    "admin.bulk_apply": EDIT,
+    "admin.bulk_csv": EDIT,
 }
 PUBLIC = {"admin.login", "admin.login_code", "admin.login_setup", "admin.logout"}
 
@@ -99,17 +107,36 @@ def _principal(w, role):
     return getattr(w, role) if role != "anonymous" else None
 
 
-def _in_scope(role, which):
-    if role in ("operator", "helpdesk"):
-        return True
+def _in_scope(role, which, endpoint=""):
+    if role in ("operator", "helpdesk") and not endpoint.startswith("admin.bulk_"):
+        return True  # staff see every user; an upload is only ever its maker's
     return which == "in"
 
 
-def _url(rule, w, which):
+def _upload(owner, target):
+    """A bulk-correction upload of ``owner`` (in scope: the principal's own; out: someone else's),
+    one row correcting the target's name."""
+    fields = audit.actor_fields(owner)
+    upload = BulkUpload.create(owner_kind=fields["actor_kind"], owner_id=fields["actor_id"] or 0,
+                               file_name="fix.csv", encoding="utf-8", columns="login_id,name",
+                               rows_total=1, rows_change=1)
+    BulkRow.create(upload=upload, line=2, login_id=target.login_id, name=f"名前{next(_seq)}",
+                   user=target, user_version=User.get_by_id(target.id).version,
+                   user_portal=target.portal, current_name=target.name, status="change", changes="name")
+    return upload
+
+
+def _url(rule, w, which, principal=None):
     values = {}
     target = w.target_child if which == "in" else w.target_other
     for arg in rule.arguments:
-        if arg == "user_id":
+        if arg == "upload_id":
+            # Uploads belong to their maker: "out of scope" is another principal's upload.
+            owner = principal if which == "in" and principal is not None else w.operator
+            if which == "out" and principal is w.operator:
+                owner = w.parent_admin
+            values[arg] = _upload(owner, target).id
+        elif arg == "user_id":
             values[arg] = target.id
         elif arg == "field":
             values[arg] = "email"
@@ -153,6 +180,9 @@ def _form(endpoint, target, token):
         data.update(login_id=target.login_id)
     elif endpoint in ("admin.terms_publish", "admin.terms_preview"):
         data.update(title="カスタマポータル規約", body="第1条 本規約は…")
+    elif endpoint == "admin.bulk_upload":
+        data.update(file=(io.BytesIO(f"login_id,name\r\n{target.login_id},名前{next(_seq)}\r\n".encode()),
+                          "fix.csv"))
     return data
 
 
@@ -160,23 +190,24 @@ def _form(endpoint, target, token):
                                   "admin_before_first_login", "anonymous"])
 def test_every_route_as_every_role_in_and_out_of_scope(app, client, role):
     w = make_world()
-    sign_in(client, _principal(w, role))
+    principal = _principal(w, role)
+    sign_in(client, principal)
     token = csrf_token(client.get("/").get_data(as_text=True))
     may = ROLE_MAY.get(role, set())
     checked = 0
     for rule in _console_rules(app):
         if rule.endpoint in PUBLIC:
             continue
-        targeted = bool(set(rule.arguments) & {"user_id", "ecid"})
+        targeted = bool(set(rule.arguments) & {"user_id", "ecid", "upload_id"})
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             for which in (("in", "out") if targeted else ("in",)):
-                url, target = _url(rule, w, which)
+                url, target = _url(rule, w, which, principal)
                 r = client.open(url, method=method, data=_form(rule.endpoint, target, token)
                                 if method == "POST" else None)
                 where = f"{role} {method} {rule.endpoint} ({which} scope): {url}"
                 if role == "anonymous":
                     assert r.status_code == 302 and "/admin/login" in r.headers["Location"], where
-                elif REQUIRED[rule.endpoint] not in may or not _in_scope(role, which):
+                elif REQUIRED[rule.endpoint] not in may or not _in_scope(role, which, rule.endpoint):
                     assert r.status_code == 404, where
                 else:
                     expected = SUCCESS.get((rule.endpoint, method), 200 if method == "GET" else 303)

@@ -23,9 +23,25 @@ def _principals():
     }
 
 
+def _upload_id(user):
+    """A bulk-correction upload of the demo's parent admin (pages of an upload are its maker's)."""
+    from accounts.models import BulkRow, BulkUpload
+
+    admin = User.by_login_id("business", "partner-admin@example.jp")
+    upload = BulkUpload.get_or_none((BulkUpload.owner_kind == "user") & (BulkUpload.owner_id == admin.id))
+    if upload is None:
+        upload = BulkUpload.create(owner_kind="user", owner_id=admin.id, file_name="fix.csv",
+                                   encoding="utf-8", columns="login_id,name", rows_total=1, rows_change=1)
+        BulkRow.create(upload=upload, line=2, login_id=user.login_id, name="新しい\u3000名前", user=user,
+                       user_version=user.version, user_portal=user.portal, current_name=user.name,
+                       status="change", changes="name")
+    return upload.id
+
+
 def _values(arg):
     user = User.by_login_id("sdpf", "midori-user2")
     return {
+        "upload_id": _upload_id(user),
         "user_id": user.id, "field": "email", "action": "unlock", "code": "en",
         "ecid": Contract.get(Contract.parent.is_null(False)).ecid,
         "mail_id": Mail.select().first().id, "token": "not-a-token", "filename": "app.css",
