@@ -85,6 +85,11 @@ def log(msg: str) -> None:
 
 # --- the database and its data ------------------------------------------------------------------
 
+def cli_env(url: str) -> dict:
+    """The environment of an operator's command (check-db, migrate-legacy) on ``url``."""
+    return dict(os.environ, DATABASE_URL=url, APP_ENV="development")
+
+
 def app_for(url: str):
     from app import create_app
 
@@ -558,7 +563,7 @@ def check_changes(url, data, rec: Recorder, checks: Checks, label="database", ac
 
 
 def check_db(url, checks: Checks, label="check-db"):
-    env = dict(os.environ, DATABASE_URL=url)
+    env = cli_env(url)
     t = time.time()
     out = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "check-db"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
@@ -759,7 +764,8 @@ class Rig:
         self.sink.start()
         if self.redis:
             self.redis.start()
-        env = dict(os.environ, DATABASE_URL=self.url, SECRET_KEY="fault-secret", MAIL_SERVER="127.0.0.1",
+        env = dict(os.environ, APP_ENV="production", DATABASE_URL=self.url, SECRET_KEY="fault-secret",
+                   SESSION_COOKIE_SECURE="0", MAIL_SERVER="127.0.0.1",
                    MAIL_PORT=str(self.sink.port), BASE_URL="http://127.0.0.1",
                    RATELIMIT_ENABLED="1" if self.ratelimit else "0",
                    REDIS_URL=self.redis.url if self.redis else "")
@@ -1074,7 +1080,7 @@ def _fresh(db_kind, tmp, name, pg):
 
 
 def _run_import(url, csv_path, kill_after=None):
-    env = dict(os.environ, DATABASE_URL=url)
+    env = cli_env(url)
     t = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "migrate-legacy", str(csv_path)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -1109,7 +1115,7 @@ def _import_counts(url) -> tuple[int, int]:
 
 def _run_import_until(url, csv_path, when):
     """Run the import and SIGKILL it as soon as ``when((users, indexes), seconds)`` holds."""
-    env = dict(os.environ, DATABASE_URL=url)
+    env = cli_env(url)
     t = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "migrate-legacy", str(csv_path)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -1448,7 +1454,7 @@ def fault_backup(args, db_kind):
             partial = rig.pg.createdb("partial")
             subprocess.run([rig.pg.tool("pg_restore"), "--no-owner", "--section=pre-data", "--section=data",
                             "-d", partial, str(copies[0][1])], capture_output=True, text=True)
-            env = dict(os.environ, DATABASE_URL=partial)
+            env = cli_env(partial)
             out = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "check-db", "--quick"],
                                  cwd=ROOT, env=env, capture_output=True, text=True)
             lines = out.stdout.strip().splitlines()
