@@ -57,12 +57,22 @@ def init_app(app, languages) -> None:
         app.register_error_handler(psycopg.Error, _database_error)  # raw cursors (bulk paths)
     except ImportError:  # pragma: no cover - psycopg is a dependency
         pass
+    # First of all hooks: a session that could not be opened because the database is out.
+    app.before_request_funcs.setdefault(None, []).insert(0, _session_unavailable)
     # Flask-Limiter logs "Rate limit storage unreachable - falling back to in-memory storage" on
     # its own logger, which has only a NullHandler: without this the line went nowhere.
     limiter_log = logging.getLogger("flask-limiter")
     if default_handler not in limiter_log.handlers:
         limiter_log.addHandler(default_handler)
         limiter_log.setLevel(logging.WARNING)
+
+
+def _session_unavailable():
+    from .sessions import UNAVAILABLE_KEY
+
+    error = request.environ.pop(UNAVAILABLE_KEY, None)
+    if error is not None:
+        raise error
 
 
 def response_for_server_error(error):

@@ -16,6 +16,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from accounts import sessions as store
 
 SID_PREFIX = "sid."
+UNAVAILABLE_KEY = "portal.session_database_error"
 PENDING_KEYS = {  # session key -> principal kind, for sessions in the middle of a sign-in
     "pending_signin": "u",
     "staff_pending": "s",
@@ -80,8 +81,16 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             return session
         from accounts import health
 
-        health.ensure_connection()   # runs before the app's before_request: replace a dead connection
-        row = store.load(value[len(SID_PREFIX):], **self._lifetimes(app))
+        try:
+            health.ensure_connection()   # before the app's before_request: replace a dead connection
+            row = store.load(value[len(SID_PREFIX):], **self._lifetimes(app))
+        except Exception as exc:
+            if not health.is_unavailable(exc):
+                raise
+            # The database is out: blueprints.outage raises it again before any view, where it
+            # becomes the 503 page with one log line (raised from here it was a traceback each).
+            request.environ[UNAVAILABLE_KEY] = exc
+            return self.session_class()
         if row is None:  # ended or expired: an empty session, and the stale cookie goes
             session = self.session_class()
             session.modified = True
