@@ -48,7 +48,9 @@ def limiter_settings(config: dict) -> None:
 def init_app(app, languages) -> None:
     """Register the 503 answer for database outages; route Flask-Limiter's warning to the log."""
     app.extensions["outage.languages"] = tuple(languages)
-    app.extensions["outage.log"] = {"last": None, "suppressed": 0}   # per app: one line per outage
+    # Per app (a process): when the outage began, 503s since, last line written, lines skipped.
+    app.extensions["outage.log"] = {"since": None, "count": 0, "last": None, "suppressed": 0}
+    app.after_request(_back)
     for exc_class in DB_ERRORS:
         app.register_error_handler(exc_class, _database_error)
     try:
@@ -94,6 +96,9 @@ def _log(error) -> None:
     now = time.monotonic()
     state = current_app.extensions["outage.log"]
     with _log_lock:
+        if state["since"] is None:
+            state["since"] = now
+        state["count"] += 1
         if state["last"] is not None and now - state["last"] < LOG_EVERY:
             state["suppressed"] += 1
             return
@@ -103,6 +108,20 @@ def _log(error) -> None:
     first_line = (str(inner).strip().splitlines() or [""])[0]
     current_app.logger.warning("database unavailable: 503 for %s %s: %s: %s%s", request.method,
                                request.path, type(inner).__name__, first_line, more)
+
+
+def _back(response):
+    """The first answer after an outage that is not the 503 page: one line saying so."""
+    state = current_app.extensions["outage.log"]
+    if state["since"] is None or response.status_code == 503:
+        return response
+    with _log_lock:
+        since, count = state["since"], state["count"]
+        state.update(since=None, count=0, last=None, suppressed=0)
+    if since is not None:
+        current_app.logger.warning("database back after %.1f s: %d requests answered 503 meanwhile",
+                                   time.monotonic() - since, count)
+    return response
 
 
 def _language() -> str:
