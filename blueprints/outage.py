@@ -31,6 +31,7 @@ REDIS_TIMEOUT = 0.5    # seconds: connect and read timeouts of the rate-limit st
 DB_ERRORS = (OperationalError, InterfaceError, InternalError, MaxConnectionsExceeded, sqlite3.Error)
 
 _log_lock = threading.Lock()
+_clock = time.monotonic   # (tests replace it)
 
 
 def limiter_settings(config: dict) -> None:
@@ -48,8 +49,10 @@ def limiter_settings(config: dict) -> None:
 def init_app(app, languages) -> None:
     """Register the 503 answer for database outages; route Flask-Limiter's warning to the log."""
     app.extensions["outage.languages"] = tuple(languages)
-    # Per app (a process): when the outage began, 503s since, last line written, lines skipped.
-    app.extensions["outage.log"] = {"since": None, "count": 0, "last": None, "suppressed": 0}
+    # Per app (a process): when the outage began, its last 503, 503s since, last line written,
+    # lines skipped.
+    app.extensions["outage.log"] = {"since": None, "failed": None, "count": 0, "last": None,
+                                    "suppressed": 0}
     app.after_request(_back)
     for exc_class in DB_ERRORS:
         app.register_error_handler(exc_class, _database_error)
@@ -93,11 +96,12 @@ def _database_error(error):
 
 
 def _log(error) -> None:
-    now = time.monotonic()
+    now = _clock()
     state = current_app.extensions["outage.log"]
     with _log_lock:
         if state["since"] is None:
             state["since"] = now
+        state["failed"] = now
         state["count"] += 1
         if state["last"] is not None and now - state["last"] < LOG_EVERY:
             state["suppressed"] += 1
@@ -111,17 +115,31 @@ def _log(error) -> None:
 
 
 def _back(response):
-    """The first answer after an outage that is not the 503 page: one line saying so."""
+    """One line once the outage is over: the first answer after LOG_EVERY seconds without a 503
+    (a database that only refuses writes still answers reads in between)."""
     state = current_app.extensions["outage.log"]
     if state["since"] is None or response.status_code == 503:
         return response
+    now = _clock()
     with _log_lock:
-        since, count = state["since"], state["count"]
-        state.update(since=None, count=0, last=None, suppressed=0)
-    if since is not None:
-        current_app.logger.warning("database back after %.1f s: %d requests answered 503 meanwhile",
-                                   time.monotonic() - since, count)
+        if state["since"] is None or now - state["failed"] < LOG_EVERY:
+            return response
+        since, failed, count = state["since"], state["failed"], state["count"]
+        state.update(since=None, failed=None, count=0, last=None, suppressed=0)
+    current_app.logger.warning("database back: %d requests answered 503 in %.1f s, the last %.1f s ago",
+                               count, failed - since, now - failed)
     return response
+
+
+def make_unavailable(response, error) -> None:
+    """Turn an answer made before the database failed (the session could not be saved after it)
+    into the 503 page, in place."""
+    page = _unavailable(error)
+    response.status_code = 503
+    response.set_data(page.get_data())
+    response.headers.pop("Location", None)
+    for name in ("Content-Type", "Retry-After", "Cache-Control"):
+        response.headers[name] = page.headers[name]
 
 
 def _language() -> str:

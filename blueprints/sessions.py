@@ -104,6 +104,20 @@ class ServerSessionInterface(SecureCookieSessionInterface):
     def save_session(self, app, session, response):
         if response.status_code == 503:
             return   # the database is out (blueprints.outage): nothing of this request was kept
+        try:
+            self._save(app, session, response)
+        except Exception as exc:
+            from accounts import health
+
+            if not health.is_unavailable(exc):
+                raise
+            # The row could not be written (a read-only or full database): the answer becomes
+            # the 503 page, since a sign-out or sign-in step that was not kept must not look done.
+            from .outage import make_unavailable
+
+            make_unavailable(response, exc)
+
+    def _save(self, app, session, response):
         wanted = principal_of(session)
         row = getattr(session, "row", None)
         if row is not None and (session.rotate or wanted is None):
@@ -130,6 +144,13 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             store.save(row.id, self.serializer.dumps(dict(session)), principal=principal,
                        signed_in=signed_in)
         else:
-            store.touch(row)
+            try:
+                store.touch(row)
+            except Exception as exc:
+                from accounts import health
+
+                if not health.is_unavailable(exc):
+                    raise
+                # Only "last seen" was lost (a read-only database): the page stands.
         if session.accessed:
             response.vary.add("Cookie")

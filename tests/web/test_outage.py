@@ -99,19 +99,30 @@ def test_a_page_that_needs_no_database_still_answers_during_an_outage(client, br
     assert client.get("/business/signin").status_code == 200
 
 
-def test_healthz_answers_503_json_while_the_database_is_out_and_200_after(client, broken_database, caplog):
+def test_healthz_answers_503_json_while_the_database_is_out_and_200_after(client, broken_database, caplog,
+                                                                         monkeypatch):
+    from blueprints import outage
+
+    clock = [1000.0]
+    monkeypatch.setattr(outage, "_clock", lambda: clock[0])
     assert client.get("/healthz").status_code == 200
     broken_database.break_()
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
+            clock[0] += 1
             r = client.get("/healthz")
             assert r.status_code == 503 and r.get_json() == {"ok": False, "database": "unavailable"}
         broken_database.heal()
+        clock[0] += 2
         assert client.get("/healthz").get_json() == {"ok": True}
-    lines = [rec.getMessage() for rec in caplog.records]
+        clock[0] += outage.LOG_EVERY
+        assert client.get("/healthz").get_json() == {"ok": True}
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "app"]
     assert sum("database unavailable" in line for line in lines) == 1   # not one per request
-    assert any(line.startswith("database back after") and "3 requests answered 503" in line
-               for line in lines)
+    # Once, and only after LOG_EVERY seconds without a 503 (a read-only database answers reads
+    # in between: each of them must not say "back").
+    assert [line for line in lines if line.startswith("database back")] == [
+        "database back: 3 requests answered 503 in 2.0 s, the last 12.0 s ago"]
 
 
 def test_a_signed_in_page_answers_503_in_the_accounts_language_without_loading_it(client, broken_database):
@@ -287,3 +298,22 @@ def test_a_full_disk_answers_503_and_writes_nothing(client, caplog):
         database.execute_sql("PRAGMA max_page_count = 1073741823")
         database.execute_sql("DROP TABLE filler")
     assert _row_counts() == before
+
+
+def test_a_session_that_cannot_be_written_turns_the_answer_into_the_503_page(client, caplog):
+    """Signing out while the database refuses writes: the session row cannot be deleted, so the
+    answer must not look like a sign-out (it was a traceback and a 500 before)."""
+    w = make_world()
+    sign_in(client, w.child_admin)
+    assert client.get("/admin/").status_code == 200
+    token = csrf_token(client.get("/admin/").get_data(as_text=True))
+    _read_only(True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            r = client.post("/admin/logout", data={"csrf_token": token})
+    finally:
+        _read_only(False)
+    assert r.status_code == 503 and "Location" not in r.headers
+    assert TITLE["ja"] in r.get_data(as_text=True)
+    assert not [rec for rec in caplog.records if rec.exc_info]
+    assert client.get("/admin/").status_code == 200   # still signed in: nothing was ended
