@@ -1,4 +1,8 @@
-"""The application factory, configuration from the environment, and the command-line commands."""
+"""The application factory and its configuration from the environment (SPEC 10, 11.7).
+
+The command-line commands live in blueprints/commands.py (``register_commands``), the error pages
+in blueprints/errorpages.py; this module wires them, the blueprints and the extensions together.
+"""
 import os
 import sys
 import threading
@@ -6,7 +10,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import click
 from dotenv import load_dotenv
 from flask import Flask, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -16,6 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from accounts import background, clock, health, passwords
 from accounts.db import database, init_database
 from blueprints import outage
+from blueprints.commands import register_commands
 from blueprints.errorpages import register_error_pages
 from blueprints.extensions import babel, csrf, limiter, login_manager, mail
 from blueprints.sessions import ServerSessionInterface
@@ -235,7 +239,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_pages(app)
     outage.init_app(app, LANGUAGES)   # the database out: a 503 page, never a traceback
     _register_blueprints(app)
-    _register_commands(app)
+    register_commands(app)  # last: it wraps every command registered so far (schema first)
     if app.config.get("DELIVER_MAIL_IN_PROCESS"):
         _start_background_thread(app)
     return app
@@ -243,13 +247,12 @@ def create_app(config: dict | None = None) -> Flask:
 
 @login_manager.user_loader
 def _load_principal(identity: str):
-    from accounts.models import Staff, User
+    from accounts import fields
+    from accounts.models import principal_model
 
     kind, _, raw = identity.partition(":")
-    if not raw.isdigit():
-        return None
-    model = {"u": User, "s": Staff}.get(kind)
-    if model is None:
+    model = principal_model(kind)
+    if model is None or fields.whole_number(raw) is None:
         return None
     principal = model.get_or_none(model.id == int(raw))
     # An account disabled while signed in is signed out at its next request.
@@ -318,9 +321,9 @@ def _register_hooks(app: Flask) -> None:
                                 httponly=True, secure=app.config["SESSION_COOKIE_SECURE"])
             if request.method == "POST" and current_user.is_authenticated \
                     and getattr(current_user, "language", None) != code:
-                who = current_user._get_current_object()  # a User or a Staff row
-                model = type(who)
-                model.update(language=code).where(model.id == who.id).execute()
+                from accounts.profile import save_language
+
+                save_language(current_user._get_current_object(), code)  # a User or a Staff row
         return response
 
     @app.get("/healthz")
@@ -364,162 +367,3 @@ def _start_background_thread(app: Flask) -> None:
             time.sleep(1)
 
     threading.Thread(target=loop, name="background-worker", daemon=True).start()
-
-
-def _register_commands(app: Flask) -> None:
-    @app.cli.command("db-upgrade")
-    def db_upgrade():
-        """Apply pending schema migrations."""
-        from accounts.migration import recover_interrupted_run
-        from accounts.schema import upgrade
-
-        applied = upgrade()
-        click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
-        # An import killed during a bulk load leaves its indexes dropped: put them back now.
-        with database.connection_context():
-            for what in recover_interrupted_run():
-                click.echo(f"restored after an interrupted import: {what}")
-
-    @app.cli.command("create-staff")
-    @click.argument("login_id")
-    @click.option("--role", type=click.Choice(["operator", "helpdesk"]), required=True)
-    def create_staff(login_id, role):
-        """Create a staff account; asks the password twice on a terminal, else reads one line."""
-        from accounts.staff import StaffError, create_staff_account
-
-        password = _read_password()
-        try:
-            staff = create_staff_account(login_id, role, password)
-        except StaffError as exc:
-            click.echo(f"refused: {exc}", err=True)
-            sys.exit(1)
-        click.echo(f"created {staff.role} '{staff.login_id}'. Sign in at /admin/login; "
-                   "the first sign-in sets up TOTP.")
-
-    @app.cli.command("demo")
-    @click.option("--if-empty", is_flag=True, help="Only when the database holds no contract yet.")
-    def demo(if_empty):
-        """Load demo data (idempotent) and print how to sign in as each kind of user."""
-        from accounts.demo import load_demo
-        from accounts.models import Contract
-
-        if if_empty and Contract.select().exists():
-            click.echo("The database already holds data: demo data not loaded. "
-                       "Run 'flask --app app demo' to print the demo sign-ins.")
-            return
-        for line in load_demo():
-            click.echo(line)
-
-    @app.cli.command("deliver-mail")
-    @click.option("--once", is_flag=True, help="Do one round and exit.")
-    @click.option("--interval", default=1.0, show_default=True, help="Seconds between rounds.")
-    def deliver_mail(once, interval):
-        """The worker beside the web workers: answers reset requests (identity checks), delivers
-        queued mail over SMTP with retries, removes expired sessions."""
-        if not app.config["MAIL_SERVER"]:
-            click.echo("MAIL_SERVER is not set: requests are answered, mails stay in the outbox.",
-                       err=True)
-        background.work(mail if app.config["MAIL_SERVER"] else None, app.config, interval=interval,
-                        once=once, say=click.echo, warn=lambda line: click.echo(line, err=True))
-
-    @app.cli.command("migrate-legacy")
-    @click.argument("csv_path", type=click.Path(dir_okay=False))
-    @click.option("--dry-run", is_flag=True, help="Run every rule, write nothing.")
-    @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-                  help="Write the per-row report (CSV, UTF-8) here.")
-    def migrate_legacy(csv_path, dry_run, report_path):
-        """Import a legacy Login Portal export into the two portals (SPEC 4)."""
-        from accounts.migration import command
-
-        sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
-
-    @app.cli.command("publish-terms")
-    @click.argument("file", type=click.Path(dir_okay=False))
-    @click.option("--title", required=True, help="The version's title shown to users.")
-    @click.option("--at", default=None, help="In force from (ISO 8601; without offset JST). Default: now.")
-    def publish_terms(file, title, at):
-        """Publish the next terms version from a UTF-8 text or Markdown file (SPEC 12)."""
-        from accounts.terms import command
-
-        sys.exit(command(file, title=title, at=at))
-
-    @app.cli.command("staff-list")
-    def staff_list():
-        """List the staff accounts with their role and state."""
-        from accounts.staff import command_list
-
-        sys.exit(command_list())
-
-    def _staff_action(name, action, doc):
-        @app.cli.command(name, help=doc)
-        @click.argument("login_id")
-        def run(login_id):
-            from accounts.staff import command_apply
-
-            sys.exit(command_apply(login_id, action))
-
-    _staff_action("staff-disable", "disable", "Disable a staff account (not the last enabled operator).")
-    _staff_action("staff-enable", "enable", "Enable a disabled staff account.")
-    _staff_action("staff-unlock", "unlock", "Clear a staff account's sign-in lock.")
-    _staff_action("staff-reset-totp", "reset_totp",
-                  "Reset a staff account's TOTP: it sets up TOTP again at the next sign-in.")
-
-    @app.cli.command("staff-set-password")
-    @click.argument("login_id")
-    def staff_set_password(login_id):
-        """Set a staff account's password; asks twice on a terminal, else reads one line."""
-        from accounts.staff import command_set_password
-
-        sys.exit(command_set_password(login_id, _read_password()))
-
-    @app.cli.command("migration-period")
-    @click.option("--start", default=None, help="ISO 8601; a time without offset is JST.")
-    @click.option("--end", default=None, help="ISO 8601; a time without offset is JST.")
-    @click.option("--clear", is_flag=True, help="Remove the period (behaves as 'after').")
-    def migration_period(start, end, clear):
-        """Show or set the migration period (SPEC 6)."""
-        from accounts.period import command
-
-        sys.exit(command(start=start, end=end, clear=clear))
-
-    @app.cli.command("check-db")
-    @click.option("--quick", is_flag=True, help="Skip SQLite's page check and the search-index check.")
-    def check_db(quick):
-        """Check the database's consistency (after a restore or a crash): one line per problem."""
-        from accounts.consistency import command
-
-        sys.exit(command(quick=quick, echo=click.echo))
-
-    # Last: every command registered above (and by other areas before this line) refuses, in one
-    # line, to run on a database without the current schema; only db-upgrade creates it.
-    for name, command_obj in app.cli.commands.items():
-        if name not in SCHEMA_FREE_COMMANDS:
-            command_obj.callback = _schema_first(command_obj.callback)
-
-
-SCHEMA_FREE_COMMANDS = {"db-upgrade"}
-
-
-def _schema_first(callback):
-    """Run ``callback`` only when every migration is applied; else one line and exit status 1."""
-    import functools
-
-    @functools.wraps(callback)
-    def wrapped(*args, **kwargs):
-        from accounts.schema import SchemaNotReady, check_ready
-
-        try:
-            check_ready()
-        except SchemaNotReady as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        return callback(*args, **kwargs)
-
-    return wrapped
-
-
-def _read_password() -> str:
-    """A password asked twice on a terminal, or one line of standard input (scripts, CI)."""
-    if sys.stdin.isatty():
-        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return sys.stdin.readline().rstrip("\r\n")

@@ -1,5 +1,6 @@
 """One round of the worker that runs beside the web workers (``flask deliver-mail``, and a thread
-of ``make run``): answer identity requests, deliver due mail, remove expired sessions."""
+of ``make run``): answer identity requests, deliver due mail, remove expired sessions and
+answered identity requests older than a week."""
 import time
 
 from . import health, identity_requests, outbox, sessions
@@ -18,6 +19,7 @@ def run_round(mail_ext, config) -> dict:
         _last_cleanup[0] = time.monotonic()
         counts["sessions_ended"] = sessions.clean_up(idle_minutes=config["SESSION_IDLE_MINUTES"],
                                                      max_hours=config["SESSION_MAX_HOURS"])
+        counts["requests_removed"] = identity_requests.clean_up()
     return counts
 
 

@@ -15,6 +15,11 @@ kept in the database as a preview, then applied row by row with the console's ow
 
 Memory grows with the file (at most MAX_BYTES and MAX_ROWS), never with the user table: users are
 looked up by the file's login IDs, in chunks.
+
+Why one module of ~500 lines: reading, previewing and applying share one stored row format and
+its states (change / unchanged / error, then applied / stale / refused); split apart, each part
+would have to know the others' columns. The field rules are not here: they are the console's
+(``accounts.console.validate``, hence accounts.fields and accounts.phones).
 """
 from __future__ import annotations
 

@@ -4,19 +4,14 @@ Every function takes the acting principal and checks accounts.scope itself (the 
 but the domain must not depend on that), writes its audit entry and mails in the same transaction
 as the change, and never sets or shows a password.
 """
-import re
-import unicodedata
-
 from peewee import IntegrityError
 
-from . import audit, fields, lockout, outbox, period, scope, sessions, tokens
+from . import audit, fields, lockout, outbox, period, phones, scope, sessions, tokens
 from .clock import utcnow
 from .db import database
 from .models import BUSINESS, BackupCode, TrustedBrowser, User
 
 EDITABLE = ("email", "login_id", "name", "phone")
-LOGIN_ID_RE = re.compile(r"^[A-Za-z0-9._@+\-]{3,255}\Z")
-PHONE_SEPARATORS = re.compile(r"[\s\-()]")
 
 RESET_2STEP = "reset_twostep"
 CLEAR_TRUSTED = "clear_trusted_browsers"
@@ -53,11 +48,6 @@ class Conflict(ConsoleError):
     """Someone else changed the user since the page was loaded; ``current`` is the fresh User."""
 
 
-def normalise_phone(value: str) -> str:
-    """NFKC (full-width digits count), separators removed: what the identity check compares."""
-    return PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value or ""))
-
-
 def clean(field: str, value: str) -> str:
     """The value as it will be stored. Names are kept byte for byte (spaces matter, SPEC 4)."""
     value = value or ""
@@ -66,7 +56,7 @@ def clean(field: str, value: str) -> str:
     if field == "login_id":
         return value.strip()
     if field == "phone":
-        return normalise_phone(value)
+        return phones.typed_phone(value)
     return value
 
 
@@ -82,17 +72,16 @@ def validate(user: User, field: str, value: str) -> str | None:
         problem = fields.email_problem(value)
         return {"required": "required", None: None}.get(problem, "email_format")
     if field == "login_id":
-        if not value:
-            return "required"
-        if not LOGIN_ID_RE.match(value):
-            return "login_id_format"
+        problem = fields.login_id_problem(value, current=user.login_id)
+        if problem:
+            return "required" if problem == "required" else "login_id_format"
         if User.login_id_taken(user.portal, value, exclude_id=user.id):
             return "login_id_taken"
         return None
     if field == "name":
         if not value.strip():
             return "required"
-        if len(value) > 255 or any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        if len(value) > 255 or fields.holds_control_characters(value):
             return "name_format"
         if value != value.strip():
             return "name_edge_space"
@@ -100,9 +89,7 @@ def validate(user: User, field: str, value: str) -> str | None:
     # phone: the Business Portal's identity check needs 4-32 digits; SDPF may leave it empty.
     if not value:
         return "required" if user.portal == BUSINESS else None
-    if not (value.isascii() and value.isdigit() and 4 <= len(value) <= 32):
-        return "phone_format"
-    return None
+    return phones.phone_problem(value)
 
 
 def _require(principal, action: str, user_id) -> User:

@@ -8,12 +8,11 @@ Seeing follows accounts.scope (parent admins: their tree; child admins: their co
 all); changing is the operator's alone (``scope.CONTRACT_EDIT``).
 """
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from peewee import JOIN, Tuple
 
-from . import audit, outbox, scope
+from . import audit, fields, outbox, scope
 from .clock import utcnow
 from .db import database, is_postgres
 from .models import Contract, Service, User
@@ -138,7 +137,7 @@ def check_name(name: str) -> str:
         raise ContractError("required", "name")
     if len(value) > MAX_NAME:
         raise ContractError("too_long", "name")
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+    if fields.holds_control_characters(value):
         raise ContractError("name_format", "name")
     return value
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import period, tokens
 from .clock import utcnow
-from .models import ORIGIN_LEGACY, Mail, MailAttempt, User
+from .models import Mail, MailAttempt, User
 
 BLOCK = "block"
 WARN = "warn"
@@ -109,7 +109,3 @@ def diagnose(user: User, now=None) -> list[Reason]:
 
 def can_sign_in(reasons: list[Reason]) -> bool:
     return not any(r.severity == BLOCK for r in reasons)
-
-
-def legacy_origin(user: User) -> bool:
-    return user.origin == ORIGIN_LEGACY

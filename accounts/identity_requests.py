@@ -40,6 +40,17 @@ def record_ask_admin(portal: str, login_id: str, message: str, *, ip: str = "") 
                                   message=message[:MAX_MESSAGE], ip=(ip or "")[:64])
 
 
+KEEP_DAYS = 7  # answered requests hold what someone typed (names, addresses): kept a week
+
+
+def clean_up(now=None) -> int:
+    """Delete answered requests older than ``KEEP_DAYS`` (the audit log keeps what happened)."""
+    cutoff = (now or utcnow()) - datetime.timedelta(days=KEEP_DAYS)
+    return (IdentityRequest.delete()
+            .where(IdentityRequest.processed_at.is_null(False) & (IdentityRequest.processed_at < cutoff))
+            .execute())
+
+
 def process_pending(config, *, limit: int = 200, now=None) -> int:
     """Answer up to ``limit`` pending requests, oldest first; returns how many were answered."""
     ids = [r.id for r in IdentityRequest.select(IdentityRequest.id)

@@ -1,4 +1,5 @@
-"""The legacy Login Portal's domain: sign-in with legacy hashes, the identity pop-up, its confirmation.
+"""The legacy Login Portal's domain: when it is open (``signin_open``, ``popup_open``: by phase),
+sign-in with legacy hashes, the identity pop-up, its confirmation (with the console's field rules).
 
 Legacy password hashes come from the export in one of three formats (argon2, bcrypt, Werkzeug's
 ``method$salt$hash``); anything else, or no hash, cannot sign in. An unknown login ID and a wrong
@@ -24,7 +25,7 @@ from .passwords import hasher
 
 _argon2 = PasswordHasher()
 EMAIL_CHANGED_SUBJECT = _l("Your e-mail address for the new portal was changed")
-MAX_LOGIN_ID = 255
+MAX_LOGIN_ID = fields.MAX_LOGIN_ID
 
 
 def hash_format(stored: str | None) -> str | None:
@@ -161,16 +162,14 @@ class ConfirmError(ValueError):
 
 
 def check_fields(user: User, email: str, login_id: str) -> dict:
-    """Field -> problem code (required / invalid / too_long / taken); the same check as the POST."""
+    """Field -> problem code (required / invalid / too_long / taken); the same check as the POST and
+    the same login-ID rule as the console (accounts.fields.login_id_problem)."""
     errors = {}
     if fields.email_problem(email):
         errors["email"] = fields.email_problem(email)
-    if not login_id:
-        errors["login_id"] = "required"
-    elif len(login_id) > MAX_LOGIN_ID:
-        errors["login_id"] = "too_long"
-    elif any(c.isspace() for c in login_id):
-        errors["login_id"] = "invalid"
+    problem = fields.login_id_problem(login_id, current=user.login_id)
+    if problem:
+        errors["login_id"] = problem
     elif User.login_id_taken(user.portal, login_id, exclude_id=user.id):
         errors["login_id"] = "taken"
     return errors
@@ -261,11 +260,12 @@ def confirm(account: LegacyAccount, *, email: str, login_id: str | None = None, 
     return mail
 
 
-def popup_open(now=None) -> bool:
-    """The pop-up exists only during the migration period."""
-    return period.phase(now) == period.DURING
+def popup_open(phase: str) -> bool:
+    """The pop-up exists only during the migration period (``phase``: accounts.period.phase)."""
+    return phase == period.DURING
 
 
-def signin_open(now=None) -> bool:
-    """The legacy portal signs users in before and during the period; after it, never."""
-    return period.phase(now) != period.AFTER
+def signin_open(phase: str) -> bool:
+    """The legacy portal signs users in before and during the period; after it, it is closed
+    (the end-of-service page) and every other legacy address leads there."""
+    return phase != period.AFTER

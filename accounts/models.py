@@ -1,6 +1,11 @@
 """peewee models for the whole product, with the query class methods the views and commands use.
 
 Times are stored as naive UTC datetimes; screens show them in JST (accounts.clock).
+
+Why one long module: the models are the schema, and the schema is one thing:
+tests/accounts/test_schema.py compares ``ALL_MODELS`` with what the numbered migrations build, and
+a reader checks a foreign key or an index against its target here without changing file. There
+are no rules in it beyond a query per class method; the rules live in the modules that use them.
 """
 from peewee import (
     AutoField,
@@ -34,6 +39,23 @@ class BaseModel(Model):
     class Meta:
         database = database
         legacy_table_names = False
+
+
+class Principal:
+    """Flask-Login's protocol for the two kinds of account that sign in (User, Staff), duck-typed so
+    that the domain does not import Flask. The session identity is ``<KIND>:<id>``: a portal user
+    and a staff account never collide (accounts.sessions keys session rows by it)."""
+
+    KIND = ""
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return not self.disabled
+
+    def get_id(self) -> str:
+        return f"{self.KIND}:{self.id}"
 
 
 class Contract(BaseModel):
@@ -77,8 +99,10 @@ class Service(BaseModel):
         indexes = ((("contract", "name"), True),)
 
 
-class User(BaseModel):
+class User(Principal, BaseModel):
     """An account of one of the two new portals."""
+
+    KIND = "u"
 
     id = BigAutoField()
     portal = CharField(max_length=8)
@@ -130,18 +154,6 @@ class User(BaseModel):
     @property
     def first_login_done(self) -> bool:
         return self.first_login_done_at is not None
-
-    # Flask-Login's protocol, duck-typed so that the domain does not import Flask. Session
-    # identities are prefixed so that a portal user and a staff account never collide.
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return not self.disabled
-
-    def get_id(self) -> str:
-        return f"u:{self.id}"
 
     def is_locked(self, now=None) -> bool:
         return self.locked_until is not None and self.locked_until > (now or utcnow())
@@ -302,8 +314,10 @@ class Ticket(BaseModel):
         indexes = ((("user", "created_at"), False),)
 
 
-class Staff(BaseModel):
+class Staff(Principal, BaseModel):
     """Carrier staff (operator, helpdesk). A different kind of account from portal users."""
+
+    KIND = "s"
 
     id = AutoField()
     login_id = CharField(max_length=255)
@@ -322,19 +336,14 @@ class Staff(BaseModel):
     created_at = DateTimeField(default=utcnow)
     last_login_at = DateTimeField(null=True)
 
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return not self.disabled
-
-    def get_id(self) -> str:
-        return f"s:{self.id}"
-
     @classmethod
     def by_login_id(cls, login_id: str):
         return cls.get_or_none(cls.login_id_key == login_id.lower())
+
+
+def principal_model(kind: str):
+    """The model whose session identities start with ``kind`` ("u" / "s"), or None."""
+    return {User.KIND: User, Staff.KIND: Staff}.get(kind)
 
 
 class Mail(BaseModel):

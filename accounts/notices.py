@@ -6,7 +6,7 @@ the scope condition goes into the query, so an id outside the scope is simply no
 """
 from flask_babel import lazy_gettext as _l
 
-from . import audit, period
+from . import audit, fields, period
 from . import scope as sc
 from .clock import format_jst
 from .db import database
@@ -64,8 +64,8 @@ def send(principal, *, user_ids=(), contract_ids=(), base_url: str, ip=None) -> 
         raise NoticeError("no_period")
     if period.phase(period=current) == period.AFTER:
         raise NoticeError("after")
-    uids = [int(i) for i in user_ids if str(i).isdigit()]
-    cids = [int(i) for i in contract_ids if str(i).isdigit()]
+    uids = [n for n in map(fields.whole_number, user_ids) if n is not None]
+    cids = [n for n in map(fields.whole_number, contract_ids) if n is not None]
     if not uids and not cids:
         raise NoticeError("nobody")
     cond = User.id.in_(uids) if uids else None

@@ -260,8 +260,3 @@ def release_leases(mail_ids) -> int:
         return 0
     return (Mail.update(lease_until=None)
             .where(Mail.id.in_(list(mail_ids)) & (Mail.status == "queued")).execute())
-
-
-def delivery_state(mail: Mail) -> str:
-    """What the helpdesk sees: queued (not yet accepted by a server), sent, or failed."""
-    return mail.status

@@ -6,7 +6,9 @@ end-of-service page.
 import datetime
 from dataclasses import dataclass
 
+from . import audit
 from .clock import JST, from_jst_naive, utcnow
+from .db import database
 from .models import ORIGIN_LEGACY, MigrationPeriod
 
 BEFORE = "before"
@@ -102,7 +104,7 @@ def validate(start_at: datetime.datetime, end_at: datetime.datetime) -> None:
 
 
 def set_period(start_at: datetime.datetime, end_at: datetime.datetime, updated_by: str = "") -> Period:
-    """Store the period (naive UTC). Call inside the transaction that also writes the audit entry."""
+    """Store the period (naive UTC), unaudited: demo data and tests; a person's change is ``change``."""
     validate(start_at, end_at)
     (MigrationPeriod.insert(id=1, start_at=start_at, end_at=end_at, updated_at=utcnow(),
                             updated_by=updated_by)
@@ -115,6 +117,32 @@ def set_period(start_at: datetime.datetime, end_at: datetime.datetime, updated_b
 
 def clear_period() -> None:
     MigrationPeriod.delete().where(MigrationPeriod.id == 1).execute()
+
+
+def _updated_by(actor) -> str:
+    return actor if isinstance(actor, str) else actor.login_id
+
+
+def change(actor, start_at: datetime.datetime, end_at: datetime.datetime, *, ip=None) -> Period:
+    """Set the period (naive UTC) and audit it, old -> new, in one transaction: the command
+    (actor "cli") and the console's settings page (the operator) both call this.
+    Raises PeriodError (end not after start) with nothing written."""
+    with database.atomic():
+        old = current()
+        new = set_period(start_at, end_at, updated_by=_updated_by(actor))
+        audit.record(actor, "migration_period_set", field="migration_period",
+                     old=describe(old) if old else None, new=describe(new), ip=ip)
+    return new
+
+
+def remove(actor, *, ip=None) -> Period | None:
+    """Remove the period (the phase becomes "after" at once) and audit it; returns the old one."""
+    with database.atomic():
+        old = current()
+        clear_period()
+        audit.record(actor, "migration_period_cleared", field="migration_period",
+                     old=describe(old) if old else None, new=None, ip=ip)
+    return old
 
 
 def to_jst_input(dt: datetime.datetime | None) -> str:
@@ -137,18 +165,11 @@ def command(start: str | None, end: str | None, clear: bool) -> int:
     """`flask migration-period`: 0 done, 1 refused (message on stderr), 2 wrong usage."""
     import click
 
-    from . import audit
-    from .db import database
-
     if clear and (start or end):
         click.echo("usage: --clear cannot be combined with --start/--end", err=True)
         return 2
     if clear:
-        with database.atomic():
-            old = current()
-            clear_period()
-            audit.record("cli", "migration_period_cleared", field="migration_period",
-                         old=describe(old), new=None)
+        remove("cli")
         click.echo("migration period removed: " + describe(None))
         return 0
     if not start and not end:
@@ -160,11 +181,7 @@ def command(start: str | None, end: str | None, clear: bool) -> int:
         return 2
     try:
         start_at, end_at = parse_time(start, "start"), parse_time(end, "end")
-        with database.atomic():
-            old = current()
-            new = set_period(start_at, end_at, updated_by="cli")
-            audit.record("cli", "migration_period_set", field="migration_period",
-                         old=describe(old) if old else None, new=describe(new))
+        new = change("cli", start_at, end_at)
     except PeriodError as exc:
         click.echo(f"refused: {exc}", err=True)
         return 1

@@ -1,13 +1,28 @@
-"""What a signed-in user changes about themselves from the profile: the e-mail address (confirmed
-by a link to the new address, the old one told), and the re-check of the current two-step method
-before it may be changed (SPEC 11.1)."""
+"""What a signed-in user changes about themselves: the e-mail address (confirmed by a link to the
+new address, the old one told), the current-password re-check before a password change, the
+re-check of the current two-step method before it may be changed (SPEC 11.1), and the saved
+language (staff too)."""
 from flask_babel import lazy_gettext as _l
 
-from . import audit, outbox, sessions, tokens
+from . import audit, outbox, passwords, sessions, tokens
 from .db import database
-from .models import User
+from .models import Staff, User
 
 REAUTH_SECONDS = 10 * 60  # a passed re-check allows a method change for this long
+
+
+def current_password_ok(user: User, password: str, *, max_length: int, ip=None) -> bool:
+    """The re-check before a password change; a wrong (or over-long) one is audited."""
+    if len(password) <= max_length and passwords.hasher().verify(user.password_hash, password)[0]:
+        return True
+    audit.record(user, "password_change_refused", target_user=user, ip=ip)
+    return False
+
+
+def save_language(who: User | Staff, code: str) -> None:
+    """The language chosen with the visible switch, kept in the account (mails use it too)."""
+    model = type(who)
+    model.update(language=code).where(model.id == who.id).execute()
 
 
 def request_email_change(user: User, new: str, *, minutes: int, base_url: str, ip=None) -> None:

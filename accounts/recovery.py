@@ -1,15 +1,31 @@
-"""The password-reset mail (also the first-login link): token and mail written in one transaction.
+"""The password-reset link (also the first-login link): sending it (token and mail written in one
+transaction) and using it (token consumed and password set in one transaction).
 
-Used by the portal's reset request (after a successful identity check), the console's "send reset
-link" and the legacy pop-up. The link is ``<base>/<portal>/password/reset/<token>``.
+Sent by the worker after a matching reset request, the console's "send reset link" and the legacy
+pop-up; never to a migrated user before the period. The link is
+``<base>/<portal>/password/reset/<token>``.
 """
-from . import audit, outbox, period, tokens
+from . import audit, outbox, period, signin, tokens
 from .db import database
 from .models import BUSINESS
 
 
 def reset_link(base_url: str, portal: str, raw_token: str) -> str:
     return f"{base_url.rstrip('/')}/{portal}/password/reset/{raw_token}"
+
+
+def set_password_from_link(raw: str, password: str, *, ip: str | None = None) -> str | None:
+    """Use a reset link: the token is consumed and the password set in one transaction, so a
+    second (or concurrent) use fails and a refused password leaves the link usable. Returns None,
+    or the token's problem (unknown / expired / used / voided). The caller has checked the
+    password against the policy (signin.PolicyError otherwise)."""
+    with database.atomic():
+        used = tokens.consume(raw, tokens.RESET)
+        if used.problem:
+            return used.problem
+        user = used.token.user
+        signin.set_password(user, password, actor=user, action="password_set_by_reset", ip=ip)
+    return None
 
 
 def send_reset_link(user, *, config, base_url: str, actor=None, ip: str | None = None,

@@ -89,11 +89,6 @@ def contract_condition(principal):
     return Contract.id.in_(ids)
 
 
-def in_scope(principal, user: User) -> bool:
-    ids = contract_ids_in_scope(principal)
-    return ids is None or user.contract_id in ids
-
-
 def get_user_in_scope(principal, user_id) -> User | None:
     """The user if it exists and the principal may see it; None otherwise (answer 404 either way)."""
     try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from peewee import SQL, Expression, NodeList, Table, fn
 
-from . import scope
+from . import fields, scope
 from .clock import utcnow
 from .db import is_postgres
 from .models import PORTALS, TWOSTEP_METHODS, Contract, User
@@ -52,8 +52,7 @@ class Query:
     @classmethod
     def from_args(cls, args) -> "Query":
         def _int(name):
-            value = (args.get(name) or "").strip()
-            return int(value) if value.isdigit() and len(value) < 19 else None
+            return fields.whole_number((args.get(name) or "").strip())
 
         def _choice(name, allowed):
             value = (args.get(name) or "").strip()

@@ -1,4 +1,5 @@
-"""Server-side sessions (SPEC 11.5): the rows behind the session cookie, and ending them.
+"""Server-side sessions (SPEC 11.5): the rows behind the session cookie, and ending them (an
+account's own "sign out there / everywhere else" audited here, for portal users and staff alike).
 
 The cookie holds a random key; the row holds its SHA-256, the principal (``u:<id>`` for a portal
 user, ``s:<id>`` for staff), the session's data, when it started and was last seen, and the
@@ -9,6 +10,7 @@ import datetime
 import hashlib
 import secrets
 
+from . import audit
 from .clock import utcnow
 from .models import Staff, User, WebSession
 
@@ -25,11 +27,7 @@ def new_key() -> str:
 
 def principal_key(who) -> str | None:
     """``u:<id>`` / ``s:<id>`` for a User or a Staff row (the Flask-Login identity)."""
-    if isinstance(who, User):
-        return f"u:{who.id}"
-    if isinstance(who, Staff):
-        return f"s:{who.id}"
-    return None
+    return who.get_id() if isinstance(who, (User, Staff)) else None
 
 
 def is_live(row: WebSession, *, idle_minutes: int, max_hours: int, now=None) -> bool:
@@ -98,6 +96,23 @@ def end_one(who, session_id, *, except_id: int | None = None) -> bool:
     if except_id is not None:
         q = q.where(WebSession.id != except_id)
     return bool(q.execute())
+
+
+def end_own(who, session_id, *, current_id: int | None, ip=None) -> bool:
+    """A user or staff member signs out one of their own other sessions (audited)."""
+    ended = end_one(who, session_id, except_id=current_id)
+    if ended:
+        audit.record(who, "session_ended", target_user=who if isinstance(who, User) else None, ip=ip,
+                     detail=str(session_id))
+    return ended
+
+
+def end_own_others(who, *, current_id: int | None, ip=None) -> int:
+    """"Sign out everywhere else": every session but ``current_id`` ends (audited)."""
+    ended = end_all(who, except_id=current_id)
+    audit.record(who, "sessions_ended", target_user=who if isinstance(who, User) else None, ip=ip,
+                 detail=f"others: {ended}")
+    return ended
 
 
 def active(who, *, idle_minutes: int, max_hours: int, now=None) -> list[WebSession]:

@@ -9,7 +9,7 @@ a temporary lock that someone else's wrong passwords caused; its own wrong passw
 """
 from dataclasses import dataclass
 
-from . import audit, lockout, passwords, sessions, twostep
+from . import audit, fields, lockout, passwords, sessions, twostep
 from .clock import utcnow
 from .db import database
 from .models import Contract, User
@@ -40,7 +40,7 @@ def verify_password(portal: str, login_id: str, password: str, *, threshold: int
     """
     now = now or utcnow()
     login_id = (login_id or "").strip()
-    user = User.by_login_id(portal, login_id) if 0 < len(login_id) <= 255 else None
+    user = User.by_login_id(portal, login_id) if 0 < len(login_id) <= fields.MAX_LOGIN_ID else None
     if user is None:
         passwords.hasher().burn(password)
         return SignIn(REFUSED, None, "unknown")
@@ -65,6 +65,11 @@ def verify_password(portal: str, login_id: str, password: str, *, threshold: int
                     User.id == user.id).execute()
                 audit.record(user, "password_rehashed", target_user=user, ip=ip)
     return SignIn(OK, user, "")
+
+
+def signed_out(user: User, *, ip=None) -> None:
+    """The user signed out (the session row itself is ended by the web layer's session.clear())."""
+    audit.record(user, "signout", target_user=user, ip=ip)
 
 
 def password_passed(user: User, *, ip=None, detail: str | None = None) -> None:

@@ -1,5 +1,7 @@
 """Single-use, expiring link tokens (password reset / first login, e-mail change).
 
+A link works only on the portal of the user it was made for (``check(..., portal=)``).
+
 Only a SHA-256 of the token is stored; a newer token of the same purpose voids the older ones;
 a token works once. Used by the portal's reset request, the console's "send reset link", the
 legacy pop-up's first-login link and the e-mail change confirmation.
@@ -51,12 +53,13 @@ class Check:
     problem: str | None  # None (usable) | unknown | expired | used | voided
 
 
-def check(raw: str, purpose: str) -> Check:
-    """Whether a raw token from a link can be used, without using it."""
+def check(raw: str, purpose: str, *, portal: str | None = None) -> Check:
+    """Whether a raw token from a link can be used, without using it. With ``portal``, a link of
+    another portal's user is "unknown" (the link names the portal it was made for)."""
     if not raw or len(raw) > 200:
         return Check(None, "unknown")
     token = ResetToken.get_or_none((ResetToken.token_hash == _hash(raw)) & (ResetToken.purpose == purpose))
-    if token is None:
+    if token is None or (portal is not None and token.user.portal != portal):
         return Check(None, "unknown")
     if token.used_at is not None:
         return Check(token, "used")

@@ -9,6 +9,8 @@ import pyotp
 import qrcode
 import qrcode.image.svg
 
+from .fields import typed_code
+
 VALID_WINDOW = 1  # one 30 s step either side
 
 
@@ -38,8 +40,8 @@ def verify(secret: str | None, code: str, last_step: int | None, now: float | No
     """The accepted time step, or None: wrong code, malformed code, or a replayed step."""
     if not secret:
         return None
-    code = (code or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    code = typed_code(code)
+    if code is None:
         return None
     totp = pyotp.TOTP(secret)
     import time as _time

@@ -106,14 +106,14 @@ def verify_mail_otp(user: User, code: str, *, config, ip=None, now=None) -> tupl
     """(outcome, tries left). Each wrong code uses one try; the counter is updated atomically."""
     now = now or utcnow()
     max_tries = config["MAIL_OTP_MAX_TRIES"]
-    code = (code or "").strip()
+    code = fields.typed_code(code, OTP_DIGITS)
     with database.atomic():
         live = _live_code(user, now)
         if live is None:
             return CODE_NONE, 0
         if live.attempts >= max_tries:
             return CODE_BLOCKED, 0
-        if len(code) == OTP_DIGITS and code.isdigit() and _matches(live.code_hash, code):
+        if code is not None and _matches(live.code_hash, code):
             used = OneTimeCode.update(used_at=now).where(
                 (OneTimeCode.id == live.id) & OneTimeCode.used_at.is_null()).execute()
             if used:
@@ -161,6 +161,11 @@ def verify_totp(user: User, code: str, *, ip=None, now=None) -> bool:
         return False
     audit.record(user, "totp_ok", target_user=user, ip=ip)
     return True
+
+
+def method_chosen(user: User, method: str, *, ip=None) -> None:
+    """The first login's choice of a method (its set-up follows): audited."""
+    audit.record(user, "twostep_method_chosen", target_user=user, new=method, ip=ip)
 
 
 def choose_mail_otp(user: User, *, ip=None) -> None:

@@ -14,12 +14,13 @@ from flask import request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from accounts import sessions as store
+from accounts.models import Staff, User
 
 SID_PREFIX = "sid."
 UNAVAILABLE_KEY = "portal.session_database_error"
 PENDING_KEYS = {  # session key -> principal kind, for sessions in the middle of a sign-in
-    "pending_signin": "u",
-    "staff_pending": "s",
+    "pending_signin": User.KIND,
+    "staff_pending": Staff.KIND,
     "legacy_account_id": "l",
     "legacy_candidates": "l",
 }
@@ -47,8 +48,8 @@ def principal_of(data) -> tuple[str | None, bool] | None:
     for key, kind in PENDING_KEYS.items():
         value = data.get(key)
         if value:
-            if kind == "u":
-                return f"u:{value.get('uid')}" if isinstance(value, dict) else None, False
+            if kind == User.KIND:
+                return f"{kind}:{value.get('uid')}" if isinstance(value, dict) else None, False
             if isinstance(value, int):
                 return f"{kind}:{value}", False
             return None, False

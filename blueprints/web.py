@@ -1,7 +1,25 @@
-"""Small helpers every blueprint shares: htmx-aware rendering, safe redirects, request facts."""
+"""Small helpers every blueprint shares: htmx-aware rendering, safe redirects, request facts
+(client address, ``BASE_URL``), the footer's facts, and the messages of field rules that several
+areas' forms show."""
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, render_template, request
+from flask_babel import lazy_gettext as _l
+
+from accounts import fields
+
+# The login-ID rule's message, for every form that takes a login ID (console, legacy pop-up): its
+# numbers and symbols come from the rule itself (accounts.fields.login_id_problem).
+LOGIN_ID_FORMAT_ERROR = _l("A login ID is %(min)d-%(max)d half-width characters: letters, digits and "
+                           "%(symbols)s", min=fields.MIN_LOGIN_ID, max=fields.MAX_LOGIN_ID,
+                           symbols=" ".join(fields.LOGIN_ID_SYMBOLS))
+# The messages of accounts.console.validate's codes that the legacy pop-up shares with the console.
+FIELD_RULE_ERRORS = {
+    "login_id_format": LOGIN_ID_FORMAT_ERROR,
+    "name_format": _l("The name may not hold control characters or be longer than 255 characters."),
+    "name_edge_space": _l("The name may not start or end with a space."),
+    "phone_format": _l("Enter 4-32 digits (hyphens and spaces are removed)."),
+}
 
 
 def is_htmx() -> bool:

@@ -65,11 +65,10 @@ def _terms_missing(who) -> bool:
     return terms.in_force() is None
 
 
-# Area modules register their routes on bp when imported.
+# Area modules add their routes to bp when imported (they import bp from here: hence the end).
 AREA_MODULES = ("auth", "users", "progress", "audit", "settings", "notices", "contracts", "terms", "staff",
                 "sessions", "bulk")
 
-import importlib  # noqa: E402
+from blueprints import import_areas  # noqa: E402
 
-for _name in AREA_MODULES:
-    importlib.import_module(f"{__name__}.{_name}")
+import_areas(__name__, AREA_MODULES)

@@ -6,7 +6,7 @@ import datetime
 from flask import request
 from flask_babel import lazy_gettext as _l
 
-from accounts import scope
+from accounts import fields, scope
 from accounts.clock import format_jst, from_jst_naive
 from accounts.models import AuditEntry
 from blueprints.web import render
@@ -42,8 +42,8 @@ def _query():
         q = q.where(AuditEntry.action == f["action"])
     if f["actor"]:
         q = q.where(AuditEntry.actor_label.contains(f["actor"]))
-    if f["user"].isdigit() and len(f["user"]) < 19:
-        q = q.where(AuditEntry.target_user == int(f["user"]))
+    if fields.whole_number(f["user"]) is not None:
+        q = q.where(AuditEntry.target_user == fields.whole_number(f["user"]))
     since, until = _date("since"), _date("until")
     if since:
         q = q.where(AuditEntry.at >= since)
@@ -58,9 +58,9 @@ def _query():
 @console_required(scope.READ)
 def audit_log():
     q, f = _query()
-    raw = request.args.get("before", "")
-    if raw.isdigit() and len(raw) < 19:
-        q = q.where(AuditEntry.id < int(raw))
+    before = fields.whole_number(request.args.get("before"))
+    if before is not None:
+        q = q.where(AuditEntry.id < before)
     entries = list(q.order_by(AuditEntry.id.desc()).limit(PAGE + 1))
     more = len(entries) > PAGE
     entries = entries[:PAGE]

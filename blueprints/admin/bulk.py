@@ -9,7 +9,7 @@ from flask import abort, current_app, make_response, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from accounts import bulk_corrections as bulk
-from accounts import console, scope
+from accounts import console, fields, scope
 from accounts.clock import format_jst
 from blueprints.web import client_ip, is_htmx, render
 
@@ -135,8 +135,7 @@ def _display(row) -> dict:
 
 
 def _int_arg(name):
-    raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return fields.whole_number(request.args.get(name), max_digits=9)
 
 
 def _page_context(upload, *, auto_continue=False):

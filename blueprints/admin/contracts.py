@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from accounts import contracts as ct
-from accounts import scope
+from accounts import fields, scope
 from blueprints.web import base_url, client_ip, render
 
 from . import bp, nav_item
@@ -29,8 +29,7 @@ ERRORS = {
 
 
 def _after(name="after"):
-    raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    return fields.whole_number(request.args.get(name), max_digits=11)
 
 
 @bp.get("/contracts")

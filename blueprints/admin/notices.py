@@ -6,7 +6,7 @@ The list shows, per child user, who received a notice, when, and its delivery st
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import notices, period
+from accounts import fields, notices, period
 from accounts import scope as sc
 from blueprints.web import base_url, client_ip
 
@@ -27,10 +27,10 @@ def notices_list():
     """One child contract at a time (keyset pages over its users): fast with a million users."""
     who = principal()
     contracts = notices.child_contracts(who)
-    contract_id = request.args.get("contract", type=int)
+    contract_id = fields.whole_number(request.args.get("contract"))
     if contract_id not in {c.id for c in contracts}:
         contract_id = contracts[0].id if contracts else None
-    after = request.args.get("after", type=int)
+    after = fields.whole_number(request.args.get("after"))
     users = notices.listing(who, contract_id, after, PAGE_SIZE + 1) if contract_id else []
     more = len(users) > PAGE_SIZE
     users = users[:PAGE_SIZE]
@@ -55,7 +55,7 @@ def notices_send():
         flash(ERRORS[exc.code], "error")
     else:
         flash(_l("Advance notice sent to %(count)d users.", count=count), "ok")
-    back = request.form.get("back_contract", type=int)
+    back = fields.whole_number(request.form.get("back_contract"))
     return redirect(url_for("admin.notices_list", contract=back) if back else url_for("admin.notices_list"),
                     303)
 

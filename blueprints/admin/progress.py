@@ -4,7 +4,7 @@ and pending, read from the counters kept by the writers (no counting per page); 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import console, period, scope
+from accounts import console, fields, period, scope
 from accounts.clock import format_jst
 from accounts.models import Contract, User
 from blueprints.web import base_url, client_ip, render
@@ -18,8 +18,7 @@ PAGE = 50
 
 
 def _after():
-    raw = request.args.get("after", "")
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    return fields.whole_number(request.args.get("after"), max_digits=11)
 
 
 def _child_contracts(parent_ecid: str = ""):

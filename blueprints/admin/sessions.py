@@ -4,16 +4,12 @@ portal's profile; the page works for them too)."""
 from flask import current_app, flash, redirect, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import audit, scope, sessions
+from accounts import scope, sessions
 from blueprints.sessions import current_session_id
 from blueprints.web import client_ip, render
 
 from . import bp
 from .guard import console_required, principal
-
-
-def _target(who):
-    return who if scope.role_of(who) in (scope.PARENT_ADMIN, scope.CHILD_ADMIN) else None
 
 
 @bp.get("/sessions")
@@ -30,8 +26,7 @@ def my_sessions():
 @console_required(scope.READ)
 def end_my_session(session_id):
     who = principal()
-    if sessions.end_one(who, session_id, except_id=current_session_id()):
-        audit.record(who, "session_ended", target_user=_target(who), ip=client_ip(), detail=str(session_id))
+    if sessions.end_own(who, session_id, current_id=current_session_id(), ip=client_ip()):
         flash(_l("That session is signed out."), "ok")
     return redirect(url_for("admin.my_sessions"), 303)
 
@@ -40,7 +35,6 @@ def end_my_session(session_id):
 @console_required(scope.READ)
 def end_my_other_sessions():
     who = principal()
-    ended = sessions.end_all(who, except_id=current_session_id())
-    audit.record(who, "sessions_ended", target_user=_target(who), ip=client_ip(), detail=f"others: {ended}")
+    sessions.end_own_others(who, current_id=current_session_id(), ip=client_ip())
     flash(_l("You were signed out everywhere else."), "ok")
     return redirect(url_for("admin.my_sessions"), 303)

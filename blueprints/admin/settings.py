@@ -2,9 +2,8 @@
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import audit, period
+from accounts import period
 from accounts import scope as sc
-from accounts.db import database
 from blueprints.web import client_ip
 
 from . import bp, nav_item
@@ -42,11 +41,7 @@ def set_migration_period():
         if request.form.get("confirmed") != "1":
             # Removing the period closes the Login Portal at once: ask first (works without JS).
             return _page(confirm_clear=True)
-        with database.atomic():
-            old = period.current()
-            period.clear_period()
-            audit.record(who, "migration_period_cleared", field="migration_period",
-                         old=period.describe(old) if old else None, new=None, ip=client_ip())
+        period.remove(who, ip=client_ip())
         flash(_l("The migration period was removed: the new portals are open and the Login Portal "
                  "is closed."), "ok")
         return redirect(url_for("admin.settings"), 303)
@@ -60,12 +55,7 @@ def set_migration_period():
             errors[name] = PERIOD_ERRORS[exc.code]
     if not errors:
         try:
-            with database.atomic():
-                old = period.current()
-                new = period.set_period(values["start"], values["end"], updated_by=who.login_id)
-                audit.record(who, "migration_period_set", field="migration_period",
-                             old=period.describe(old) if old else None, new=period.describe(new),
-                             ip=client_ip())
+            period.change(who, values["start"], values["end"], ip=client_ip())
         except period.PeriodError as exc:
             errors[exc.field or "end"] = PERIOD_ERRORS[exc.code]
     if errors:

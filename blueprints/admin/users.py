@@ -6,10 +6,10 @@ query carries accounts.scope's condition, and a user out of scope answers 404 li
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from accounts import console, diagnosis, period, scope, search
+from accounts import console, diagnosis, fields, period, scope, search
 from accounts.clock import format_jst, utcnow
 from accounts.models import AuditEntry, LegacyAccount, Mail, MailAttempt, TrustedBrowser
-from blueprints.web import base_url, client_ip, is_htmx, render
+from blueprints.web import FIELD_RULE_ERRORS, base_url, client_ip, is_htmx, render
 
 from . import bp, nav_item
 from .guard import console_required, principal
@@ -26,12 +26,9 @@ FIELD_LABELS = {
 ERRORS = {
     "required": _l("Enter a value."),
     "email_format": _l("Enter an e-mail address like name@example.jp (half-width characters)."),
-    "login_id_format": _l("A login ID is 3-255 half-width letters, digits and . _ @ + -"),
+    **FIELD_RULE_ERRORS,
     "login_id_taken": _l("This login ID is already used in this portal (upper and lower case count "
                          "as the same)."),
-    "name_format": _l("The name may not hold control characters or be longer than 255 characters."),
-    "name_edge_space": _l("The name may not start or end with a space."),
-    "phone_format": _l("Enter 4-32 digits (hyphens and spaces are removed)."),
     "unknown_field": _l("This field cannot be changed here."),
     "disabled": _l("This user is disabled: enable the user first."),
     "too_long": _l("This is too long."),
@@ -139,8 +136,8 @@ def _field_or_404(field):
 
 def _page_version(user) -> int:
     """The version the page was loaded with (kept in links and forms), else the current one."""
-    raw = request.values.get("version", "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else user.version
+    version = fields.whole_number(request.values.get("version"), max_digits=9)
+    return user.version if version is None else version
 
 
 @bp.get("/users/<int:user_id>/fields/<field>")

@@ -1,6 +1,7 @@
 """The local mailbox: every mail the app wrote, for development without an SMTP server."""
 from flask import Blueprint, abort, render_template, request
 
+from accounts import fields
 from accounts.models import Mail
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
@@ -11,7 +12,7 @@ PAGE_SIZE = 50
 @bp.get("/")
 def inbox():
     to = (request.args.get("to") or "").strip()
-    before = request.args.get("before", type=int)
+    before = fields.whole_number(request.args.get("before"))
     q = Mail.select().order_by(Mail.id.desc())
     if to:
         q = q.where(Mail.recipient == to)

@@ -21,11 +21,11 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 
-from accounts import legacy, period, tickets
+from accounts import fields, legacy, period, tickets
 from accounts.models import LegacyAccount
 from blueprints.extensions import limiter
+from blueprints.web import FIELD_RULE_ERRORS, client_ip, is_htmx, render
 from blueprints.web import base_url as web_base_url
-from blueprints.web import client_ip, is_htmx, render
 
 bp = Blueprint("legacy", __name__, url_prefix="/legacy")
 
@@ -40,18 +40,18 @@ EMAIL_ERRORS = {
 LOGIN_ID_ERRORS = {
     "required": _l("Enter the login ID."),
     "too_long": _l("The login ID is too long."),
-    "invalid": _l("A login ID cannot contain spaces."),
+    "invalid": FIELD_RULE_ERRORS["login_id_format"],
     "taken": _l("This login ID is already used in the new portal. Choose another one."),
 }
 # Name and phone (Business Portal users): the console's validation and its messages' meaning.
 NAME_ERRORS = {
     "required": _l("Enter your name."),
-    "name_format": _l("The name may not hold control characters or be longer than 255 characters."),
-    "name_edge_space": _l("The name may not start or end with a space."),
+    "name_format": FIELD_RULE_ERRORS["name_format"],
+    "name_edge_space": FIELD_RULE_ERRORS["name_edge_space"],
 }
 PHONE_ERRORS = {
     "required": _l("Enter your phone number."),
-    "phone_format": _l("Enter 4-32 digits (hyphens and spaces are removed)."),
+    "phone_format": FIELD_RULE_ERRORS["phone_format"],
 }
 TICKET_ERRORS = {
     "subject": {"required": _l("Enter a subject."),
@@ -96,7 +96,7 @@ def _signed_in() -> LegacyAccount | None:
 @bp.before_request
 def _closed_after_the_period():
     """After the period the legacy portal is closed: every address leads to the end-of-service page."""
-    if _phase() == period.AFTER:
+    if not legacy.signin_open(_phase()):
         if request.method == "POST":  # a GET writes nothing, not even the session's row
             session.pop("legacy_account_id", None)
             session.pop("legacy_candidates", None)
@@ -108,14 +108,14 @@ def _closed_after_the_period():
 @bp.get("/")
 def index():
     phase = _phase()
-    if phase == period.AFTER:
+    if not legacy.signin_open(phase):
         return render_template("legacy/ended.html")
     account = _signed_in()
     if account is None:
         return render_template("legacy/signin.html", login_id="", error=None)
     ident = legacy.identity(account)
     return render_template("legacy/home.html", account=account, ident=ident, phase=phase,
-                           show_popup=phase == period.DURING and ident.user is not None
+                           show_popup=legacy.popup_open(phase) and ident.user is not None
                            and account.confirmed_at is None and not ident.user.first_login_done,
                            **_identity_form_context(ident))
 
@@ -154,7 +154,7 @@ def choose():
         return redirect(url_for("legacy.index"), 303)
     error = None
     if request.method == "POST":
-        picked = request.form.get("account", type=int)
+        picked = fields.whole_number(request.form.get("account"))
         if picked in ids:
             session.pop("legacy_candidates", None)
             session["legacy_account_id"] = picked
@@ -182,7 +182,7 @@ def _identity_form_context(ident, email=None, login_id=None, errors=None, edit=F
 def _popup_account():
     """The signed-in legacy account while the pop-up is open (during the period), else None."""
     account = _signed_in()
-    if account is None or _phase() != period.DURING:
+    if account is None or not legacy.popup_open(_phase()):
         return None
     return account
 

@@ -9,6 +9,7 @@ from flask import Blueprint, g, redirect, render_template, url_for
 
 from accounts import portals
 from accounts.models import BUSINESS, SDPF
+from blueprints import import_areas
 
 AREA_MODULES = ("auth", "steps", "account", "tickets")  # area modules register their routes here
 
@@ -31,10 +32,8 @@ def make_blueprint(portal: str) -> Blueprint:
             return redirect(url_for(f"{portal}.signin"), 302)
         return render_template("portal/landing.html")
 
-    import importlib
-
-    for name in AREA_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(bp)
+    for area in import_areas(__name__, AREA_MODULES):
+        area.register(bp)  # the same views on both portals' blueprints
     return bp
 
 

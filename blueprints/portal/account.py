@@ -7,14 +7,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 
-from accounts import audit, fields, passwords, profile, scope, sessions, signin, tokens, totp
+from accounts import fields, passwords, profile, scope, sessions, signin, tokens, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP, Service, User
 from blueprints.extensions import limiter
 from blueprints.sessions import current_session_id
 from blueprints.web import base_url, client_ip, render
 
-from .auth import MAX_PASSWORD, password_errors, rules_for
+from .auth import MAX_PASSWORD, faq_url_for, password_errors, rules_for
 from .guard import portal_login_required, portal_user
 
 SERVICE_STATES = {
@@ -34,8 +34,7 @@ def dashboard_view():
 
     return render("portal/dashboard.html", user=user, services=services, states=SERVICE_STATES,
                   console=scope.role_of(user) is not None, help=help_contacts(user),
-                  faq_url=current_app.config["FAQ_URL"] if user.portal == "business"
-                  else current_app.config.get("FAQ_URL_SDPF"))
+                  faq_url=faq_url_for(user.portal))
 
 
 def _live_sessions(user):
@@ -72,9 +71,8 @@ def change_password_view():
     errors = {}
     if not current:
         errors["current"] = _("Enter your current password.")
-    elif len(current) > MAX_PASSWORD or not passwords.hasher().verify(user.password_hash, current)[0]:
+    elif not profile.current_password_ok(user, current, max_length=MAX_PASSWORD, ip=client_ip()):
         errors["current"] = _("The current password is not correct.")
-        audit.record(user, "password_change_refused", target_user=user, ip=client_ip())
     errors.update(password_errors(user.portal, new, request.form.get("confirm") or ""))
     if errors:
         return _profile(user, 422, errors=errors, open="password")
@@ -115,9 +113,7 @@ def _link_gone():
 
 @limiter.limit("20/minute", methods=["POST"])
 def confirm_email_view(token):
-    result = tokens.check(token, tokens.EMAIL_CHANGE)
-    if result.problem is None and result.token.user.portal != g.portal:
-        result = tokens.Check(None, "unknown")
+    result = tokens.check(token, tokens.EMAIL_CHANGE, portal=g.portal)
     if result.problem:
         return _link_gone() if result.problem != "unknown" else render(
             "portal/link_problem.html", status=404,
@@ -156,8 +152,7 @@ def revoke_browser_view(browser_id):
 @portal_login_required
 def end_session_view(session_id):
     user = portal_user()
-    if sessions.end_one(user, session_id, except_id=current_session_id()):
-        audit.record(user, "session_ended", target_user=user, ip=client_ip(), detail=str(session_id))
+    if sessions.end_own(user, session_id, current_id=current_session_id(), ip=client_ip()):
         flash(_("That session is signed out."), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
 
@@ -165,8 +160,7 @@ def end_session_view(session_id):
 @portal_login_required
 def end_other_sessions_view():
     user = portal_user()
-    ended = sessions.end_all(user, except_id=current_session_id())
-    audit.record(user, "sessions_ended", target_user=user, ip=client_ip(), detail=f"others: {ended}")
+    sessions.end_own_others(user, current_id=current_session_id(), ip=client_ip())
     flash(_("You were signed out everywhere else."), "ok")
     return redirect(url_for(f"{g.portal}.profile"), 303)
 
@@ -196,7 +190,7 @@ def twostep_change_view():
     if not code or len(code) > 40:
         return _recheck_page(user, _("Enter the code of your current two-step verification."), status=422)
     ok = False
-    if len(code) == 6 and code.isdigit():
+    if fields.typed_code(code) is not None:
         if user.twostep_method == TOTP:
             ok = ts.verify_totp(user, code, ip=client_ip())
         elif user.twostep_method == MAIL_OTP:
@@ -251,7 +245,7 @@ def switch_totp_view():
     if request.method != "POST" or request.form.get("start") == "1":
         return page()
     code = (request.form.get("code") or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if fields.typed_code(code) is None:
         return page(_("Enter the 6-digit code that your authenticator app shows."), 422)
     if not ts.confirm_totp(user, secret, code, ip=client_ip()):
         return page(_("The code is not correct. Check that the app shows this account and that the "
@@ -280,7 +274,7 @@ def switch_mail_view():
         ts.send_mail_otp(user, config=current_app.config, force=True, ip=client_ip())
         return page(notice=_("A one-time password was sent."))
     code = (request.form.get("code") or "").strip()
-    if len(code) != ts.OTP_DIGITS or not code.isdigit():
+    if fields.typed_code(code, ts.OTP_DIGITS) is None:
         return page(_("The one-time password is 6 digits (0-9)."), status=422)
     outcome, left = ts.verify_mail_otp(user, code, config=current_app.config, ip=client_ip())
     if outcome != ts.CODE_OK:

@@ -9,16 +9,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import logout_user
 
-from accounts import audit, identity, identity_requests, passwords, period, signin, tokens, twostep
+from accounts import fields, identity, identity_requests, passwords, period, recovery, signin, tokens, twostep
 from accounts.db import database
 from accounts.models import BUSINESS
-from blueprints.extensions import limiter
+from blueprints.extensions import failed, limiter
 from blueprints.web import client_ip, render, safe_next
 
 from . import flow
 from .guard import portal_user
 
-MAX_LOGIN_ID = 255
+MAX_LOGIN_ID = fields.MAX_LOGIN_ID
 MAX_PASSWORD = 256  # longer input is refused before hashing (the policy allows 32)
 MAX_MESSAGE = 2000
 
@@ -42,11 +42,6 @@ GENERIC_REFUSAL = _l("The login ID or the password is not correct, or the accoun
 def _account_key() -> str:
     """Rate-limit key per account: the submitted login ID, lower-cased, per portal."""
     return f"acct:{g.portal}:{(request.form.get('login_id') or '').strip().lower()[:MAX_LOGIN_ID]}"
-
-
-def _failed(response) -> bool:
-    """Per-account limits count failed attempts, never the owner's successful ones (SPEC 11.4)."""
-    return response.status_code >= 400
 
 
 def rules_for(portal: str, password: str) -> list[dict]:
@@ -76,7 +71,7 @@ def password_errors(portal: str, password: str, confirm: str | None) -> dict:
 
 
 @limiter.limit("10/minute", methods=["POST"])
-@limiter.limit("10/minute", key_func=_account_key, methods=["POST"], deduct_when=_failed)
+@limiter.limit("10/minute", key_func=_account_key, methods=["POST"], deduct_when=failed)
 def signin_view():
     portal = g.portal
     if request.method != "POST":
@@ -117,7 +112,7 @@ def signin_view():
 def signout_view():
     user = portal_user()
     if user is not None:
-        audit.record(user, "signout", target_user=user, ip=client_ip())
+        signin.signed_out(user, ip=client_ip())
     logout_user()
     session.clear()
     flash(_("You are signed out."), "ok")
@@ -170,17 +165,10 @@ def _token_problem(problem):
                   message=messages[problem])
 
 
-def _checked_token(raw):
-    result = tokens.check(raw, tokens.RESET)
-    if result.problem is None and result.token.user.portal != g.portal:
-        return tokens.Check(None, "unknown")
-    return result
-
-
 @limiter.limit("20/minute", methods=["POST"])
 def reset_password_view(token):
     portal = g.portal
-    result = _checked_token(token)
+    result = tokens.check(token, tokens.RESET, portal=portal)
     if result.problem:
         return _token_problem(result.problem)
     user = result.token.user
@@ -192,11 +180,9 @@ def reset_password_view(token):
     if errors:
         return render("portal/reset_password.html", status=422, user=user, errors=errors,
                       rules=rules_for(portal, password[:MAX_PASSWORD]), symbols=passwords.SYMBOLS[portal])
-    with database.atomic():
-        used = tokens.consume(token, tokens.RESET)
-        if used.problem:
-            return _token_problem(used.problem)
-        signin.set_password(user, password, actor=user, action="password_set_by_reset", ip=client_ip())
+    problem = recovery.set_password_from_link(token, password, ip=client_ip())
+    if problem:
+        return _token_problem(problem)
     session.clear()
     return render("portal/password_set.html")
 

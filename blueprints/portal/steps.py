@@ -5,10 +5,10 @@ pass that method or a backup code (SPEC 11.1)."""
 from flask import current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import audit, clock, outbox, signin, terms, totp
+from accounts import clock, fields, outbox, signin, terms, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP
-from blueprints.extensions import limiter
+from blueprints.extensions import failed, limiter
 from blueprints.web import client_ip, render
 
 from . import flow
@@ -19,15 +19,10 @@ def _code_key() -> str:
     return f"code:{data.get('uid', 'none')}"
 
 
-def _failed(response) -> bool:
-    """Rate limits on code entry count failures only, never the owner's right code (SPEC 11.4)."""
-    return response.status_code >= 400
-
-
 def code_limits(view):
     """Per address and per pending account: 10 wrong codes a minute."""
-    view = limiter.limit("10/minute", key_func=_code_key, methods=["POST"], deduct_when=_failed)(view)
-    return limiter.limit("10/minute", methods=["POST"], deduct_when=_failed)(view)
+    view = limiter.limit("10/minute", key_func=_code_key, methods=["POST"], deduct_when=failed)(view)
+    return limiter.limit("10/minute", methods=["POST"], deduct_when=failed)(view)
 
 
 def _count_failure(user, reason: str) -> None:
@@ -65,7 +60,7 @@ def choose_view(user):
         return render("portal/twostep_choose.html", error=None)
     method = request.form.get("method")
     if method in (MAIL_OTP, TOTP):
-        audit.record(user, "twostep_method_chosen", target_user=user, new=method, ip=client_ip())
+        ts.method_chosen(user, method, ip=client_ip())
     if method == MAIL_OTP:
         flow.update(setup=MAIL_OTP, totp_secret=None)
         ts.send_mail_otp(user, config=current_app.config, force=False, ip=client_ip())
@@ -112,7 +107,7 @@ def _mail_otp(user, setup: bool):
     if not code:
         return _mail_page(user, setup=setup, error=_("Enter the one-time password from the mail."),
                           status=422)
-    if len(code) != ts.OTP_DIGITS or not code.isdigit():
+    if fields.typed_code(code, ts.OTP_DIGITS) is None:
         return _mail_page(user, setup=setup, status=422,
                           error=_("The one-time password is 6 digits (0-9)."))
     outcome, left = ts.verify_mail_otp(user, code, config=current_app.config, ip=client_ip())
@@ -179,7 +174,7 @@ def totp_setup_view(user):
     if locked:
         return _totp_setup_page(user, secret, action=action, error=locked, status=429)
     code = (request.form.get("code") or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if fields.typed_code(code) is None:
         return _totp_setup_page(user, secret, action=action, status=422,
                                 error=_("Enter the 6-digit code that your authenticator app shows."))
     if not ts.confirm_totp(user, secret, code, ip=client_ip()):
@@ -219,7 +214,7 @@ def totp_view(user):
     if locked:
         return _totp_page(locked, 429)
     code = (request.form.get("code") or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if fields.typed_code(code) is None:
         return _totp_page(_("Enter the 6-digit code that your authenticator app shows."), 422)
     if not ts.verify_totp(user, code, ip=client_ip()):
         _count_failure(user, "wrong TOTP code")

@@ -70,3 +70,11 @@ def test_a_login_id_taken_between_check_and_write_is_refused_and_nothing_is_writ
     assert User.get_by_id(acc.user_id).email != "new@example.jp"
     assert Mail.select().count() == 0 and AuditEntry.select().count() == 0
     assert LegacyAccount.get_by_id(acc.id).confirmed_at is None
+
+
+def test_the_legacy_portal_signs_in_before_and_during_the_period_and_pops_up_only_during():
+    from accounts import period
+
+    phases = (period.BEFORE, period.DURING, period.AFTER)
+    assert [legacy.signin_open(p) for p in phases] == [True, True, False]
+    assert [legacy.popup_open(p) for p in phases] == [False, True, False]

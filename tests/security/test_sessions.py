@@ -191,3 +191,17 @@ def test_an_email_corrected_in_the_console_ends_the_users_sessions(app, client, 
     with app.app_context():  # mails are rendered
         console.update_field(operator, user.id, "email", "corrected@example.jp", version=user.version)
     assert client.get("/business/dashboard").status_code == 302
+
+
+def test_answered_identity_requests_are_kept_a_week_only(app, db):
+    from accounts import identity_requests
+    from accounts.models import IdentityRequest
+
+    old = identity_requests.record_reset("sdpf", {"login_id": "a", "email": "a@example.jp"})
+    new = identity_requests.record_reset("sdpf", {"login_id": "b", "email": "b@example.jp"})
+    pending = identity_requests.record_reset("sdpf", {"login_id": "c", "email": "c@example.jp"})
+    IdentityRequest.update(processed_at=utcnow() - datetime.timedelta(days=8)).where(
+        IdentityRequest.id == old.id).execute()
+    IdentityRequest.update(processed_at=utcnow()).where(IdentityRequest.id == new.id).execute()
+    assert identity_requests.clean_up() == 1
+    assert {r.id for r in IdentityRequest.select()} == {new.id, pending.id}

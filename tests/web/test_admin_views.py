@@ -141,7 +141,7 @@ def test_search_pages_keep_the_query_in_their_links(client):
 
 BAD = [
     ("email", "not-an-address", "name@example.jp のような形式", "like name@example.jp"),
-    ("login_id", "a b", "半角英数字", "half-width letters"),
+    ("login_id", "a b", "半角の英数字", "half-width characters"),
     ("login_id", "PADMIN", "すでに使われています", "already used"),
     ("name", "", "値を入力してください", "Enter a value"),
     ("name", "末尾 ", "先頭と末尾にスペース", "start or end with a space"),

@@ -216,7 +216,7 @@ def test_correcting_the_email_updates_the_user_voids_old_links_and_mails_the_new
     ("not-an-address", "mine", "name@example.jp"),
     ("", "mine", "メールアドレスを入力してください"),
     ("ok@example.jp", "TAKEN-id", "すでに使われています"),
-    ("ok@example.jp", "has space", "空白"),
+    ("ok@example.jp", "has space", "半角の英数字"),
 ])
 def test_bad_corrections_are_refused_next_to_the_field_and_nothing_is_written(client, db, email, login_id,
                                                                                message):
