@@ -16,8 +16,9 @@ from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from accounts import background, clock, passwords
+from accounts import background, clock, health, passwords
 from accounts.db import database, init_database
+from blueprints import outage
 from blueprints.commands import register_commands
 from blueprints.errorpages import register_error_pages
 from blueprints.extensions import babel, csrf, limiter, login_manager, mail
@@ -217,6 +218,7 @@ def create_app(config: dict | None = None) -> Flask:
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
     )
     app.config.update(settings)
+    outage.limiter_settings(app.config)   # Redis: short timeouts, memory while it is out
     if app.config["TRUSTED_PROXIES"]:
         n = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
@@ -236,6 +238,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     _register_hooks(app)
     register_error_pages(app)
+    outage.init_app(app, LANGUAGES)   # the database out: a 503 page, never a traceback
     _register_blueprints(app)
     register_commands(app)  # last: it wraps every command registered so far (schema first)
     if app.config.get("DELIVER_MAIL_IN_PROCESS"):
@@ -270,7 +273,7 @@ def _holds_nul() -> bool:
 def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _open_db():
-        database.connect(reuse_if_open=True)
+        health.ensure_connection()   # a kept connection the server closed is replaced
 
     @app.before_request
     def _refuse_nul():
@@ -285,10 +288,8 @@ def _register_hooks(app: Flask) -> None:
         with its pragmas), but only on a process's main thread, which serves request after
         request (gunicorn's sync workers); a thread-per-request server closes it. Never carry
         an open transaction over."""
-        if database.is_closed():
+        if not health.end_request():   # rolled back; a connection that failed is discarded
             return
-        if database.in_transaction():
-            database.rollback()
         if not (app.config["DB_KEEP_CONNECTION"]
                 and threading.current_thread() is threading.main_thread()):
             database.close()
@@ -376,6 +377,8 @@ def _start_background_thread(app: Flask) -> None:
                     background.run_round(mail if app.config["MAIL_SERVER"] else None, app.config)
                 except Exception as exc:  # keep the loop alive; the attempt rows say what failed
                     app.logger.warning("background round failed: %s", exc)
+                    if health.is_unavailable(exc):
+                        health.discard_connection()
                 finally:
                     if not database.is_closed():
                         database.close()

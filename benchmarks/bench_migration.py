@@ -49,7 +49,8 @@ def seed_natives(count: int):
         cur = database.cursor()
         cur.executemany(f"INSERT INTO contract (ecid, parent_id, name, created_at, users_total, "
                         f"users_first_login_done) VALUES ({p}, NULL, {p}, {p}, {p}, 0)",
-                        [(f"ecid9{i:09d}", f"既存契約 {i}", t, 100) for i in range(count // 100 + 1)])
+                        [(f"ecid9{i:09d}", f"既存契約 {i}", t, min(100, count - 100 * i))
+                         for i in range((count + 99) // 100)])
         cur.execute("SELECT id, ecid FROM contract WHERE ecid LIKE 'ecid9%'")
         ids = dict((e, i) for i, e in cur.fetchall())
         f = False if is_postgres() else 0

@@ -6,7 +6,6 @@ that on a database without the current schema it prints one line and exits 1 (SP
 A new command goes into ``register_commands`` above the wrapping loop.
 """
 import sys
-import time
 
 import click
 from flask import Flask
@@ -72,14 +71,8 @@ def register_commands(app: Flask) -> None:
         if not app.config["MAIL_SERVER"]:
             click.echo("MAIL_SERVER is not set: requests are answered, mails stay in the outbox.",
                        err=True)
-        ext = mail if app.config["MAIL_SERVER"] else None
-        while True:
-            counts = background.run_round(ext, app.config)
-            if any(counts.values()):
-                click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
-            if once:
-                return
-            time.sleep(interval)
+        background.work(mail if app.config["MAIL_SERVER"] else None, app.config, interval=interval,
+                        once=once, say=click.echo, warn=lambda line: click.echo(line, err=True))
 
     @app.cli.command("migrate-legacy")
     @click.argument("csv_path", type=click.Path(dir_okay=False))
@@ -140,6 +133,14 @@ def register_commands(app: Flask) -> None:
         from accounts.period import command
 
         sys.exit(command(start=start, end=end, clear=clear))
+
+    @app.cli.command("check-db")
+    @click.option("--quick", is_flag=True, help="Skip SQLite's page check and the search-index check.")
+    def check_db(quick):
+        """Check the database's consistency (after a restore or a crash): one line per problem."""
+        from accounts.consistency import command
+
+        sys.exit(command(quick=quick, echo=click.echo))
 
     # Last: every command registered above (and by other areas before this line) refuses, in one
     # line, to run on a database without the current schema; only db-upgrade creates it.

@@ -59,5 +59,10 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(500)
     def _server_error(e):
+        from .outage import response_for_server_error
+
+        unavailable = response_for_server_error(e)   # the database out, e.g. while opening the session
+        if unavailable is not None:
+            return unavailable
         _rollback()
         return error_page(500)

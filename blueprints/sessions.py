@@ -17,6 +17,7 @@ from accounts import sessions as store
 from accounts.models import Staff, User
 
 SID_PREFIX = "sid."
+UNAVAILABLE_KEY = "portal.session_database_error"
 PENDING_KEYS = {  # session key -> principal kind, for sessions in the middle of a sign-in
     "pending_signin": User.KIND,
     "staff_pending": Staff.KIND,
@@ -79,10 +80,18 @@ class ServerSessionInterface(SecureCookieSessionInterface):
                 session = self.session_class()
                 session.modified = True
             return session
-        from accounts.db import database
+        from accounts import health
 
-        database.connect(reuse_if_open=True)
-        row = store.load(value[len(SID_PREFIX):], **self._lifetimes(app))
+        try:
+            health.ensure_connection()   # before the app's before_request: replace a dead connection
+            row = store.load(value[len(SID_PREFIX):], **self._lifetimes(app))
+        except Exception as exc:
+            if not health.is_unavailable(exc):
+                raise
+            # The database is out: blueprints.outage raises it again before any view, where it
+            # becomes the 503 page with one log line (raised from here it was a traceback each).
+            request.environ[UNAVAILABLE_KEY] = exc
+            return self.session_class()
         if row is None:  # ended or expired: an empty session, and the stale cookie goes
             session = self.session_class()
             session.modified = True
@@ -94,6 +103,22 @@ class ServerSessionInterface(SecureCookieSessionInterface):
         return self.session_class(data, row=row)
 
     def save_session(self, app, session, response):
+        if response.status_code == 503:
+            return   # the database is out (blueprints.outage): nothing of this request was kept
+        try:
+            self._save(app, session, response)
+        except Exception as exc:
+            from accounts import health
+
+            if not health.is_unavailable(exc):
+                raise
+            # The row could not be written (a read-only or full database): the answer becomes
+            # the 503 page, since a sign-out or sign-in step that was not kept must not look done.
+            from .outage import make_unavailable
+
+            make_unavailable(response, exc)
+
+    def _save(self, app, session, response):
         wanted = principal_of(session)
         row = getattr(session, "row", None)
         if row is not None and (session.rotate or wanted is None):
@@ -120,6 +145,13 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             store.save(row.id, self.serializer.dumps(dict(session)), principal=principal,
                        signed_in=signed_in)
         else:
-            store.touch(row)
+            try:
+                store.touch(row)
+            except Exception as exc:
+                from accounts import health
+
+                if not health.is_unavailable(exc):
+                    raise
+                # Only "last seen" was lost (a read-only database): the page stands.
         if session.accessed:
             response.vary.add("Cookie")

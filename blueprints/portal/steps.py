@@ -5,7 +5,7 @@ pass that method or a backup code (SPEC 11.1)."""
 from flask import current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import clock, fields, signin, terms, totp
+from accounts import clock, fields, outbox, signin, terms, totp
 from accounts import twostep as ts
 from accounts.models import MAIL_OTP, TOTP
 from blueprints.extensions import failed, limiter
@@ -74,7 +74,7 @@ def choose_view(user):
 
 def _mail_page(user, *, setup: bool, error=None, notice=None, status=200):
     return render("portal/mail_otp.html", status=status, masked=ts.mask_email(user.email), setup=setup,
-                  error=error, notice=notice,
+                  error=error, notice=notice, mail_delayed=outbox.delivery_delayed(),
                   action=url_for(f"{g.portal}.mail_otp_setup" if setup else f"{g.portal}.mail_otp"),
                   resend=url_for(f"{g.portal}.mail_otp_resend"))
 

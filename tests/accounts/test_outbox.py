@@ -83,7 +83,7 @@ def test_a_mail_leased_by_one_worker_is_not_taken_by_another(smtp_db, smtp_serve
 
 
 def test_retries_stop_after_the_last_back_off_step(smtp_db, smtp_server):
-    smtp_server.stop()
+    smtp_server.handler.refuse["e@example.jp"] = (451, "4.3.0 Try again later")
     m = outbox.enqueue(recipient="e@example.jp", subject="s", body_text="t", kind="test")
     now = utcnow()
     for _ in range(len(outbox.RETRY_DELAYS) + 1):
@@ -91,3 +91,22 @@ def test_retries_stop_after_the_last_back_off_step(smtp_db, smtp_server):
         _deliver(smtp_db, now=now)
     m = Mail.get_by_id(m.id)
     assert m.status == "failed" and m.attempts == len(outbox.RETRY_DELAYS) + 1
+
+
+def test_a_long_outage_fails_no_mail_and_the_mail_goes_soon_after_the_server_is_back(smtp_db, smtp_server):
+    smtp_server.stop()
+    m = outbox.enqueue(recipient="f@example.jp", subject="s", body_text="t", kind="test")
+    now = utcnow()
+    assert not outbox.delivery_delayed()
+    for _ in range(100):   # four hours of a server that does not answer, a round every 2-3 minutes
+        now += datetime.timedelta(seconds=150)
+        assert _deliver(smtp_db, now=now) == {"sent": 0, "retry": 1, "failed": 0}
+        assert outbox.delivery_delayed()
+    m = Mail.get_by_id(m.id)
+    assert m.status == "queued" and m.attempts == 1            # one attempt for the whole outage
+    assert MailAttempt.select().where(MailAttempt.mail == m).count() == 1
+    assert m.next_attempt_at <= now + datetime.timedelta(seconds=outbox.UNREACHABLE_RETRY)
+    smtp_server.start()
+    soon = now + datetime.timedelta(seconds=outbox.UNREACHABLE_RETRY)
+    assert _deliver(smtp_db, now=soon) == {"sent": 1, "retry": 0, "failed": 0}
+    assert len(smtp_server.wait_for(1)) == 1 and not outbox.delivery_delayed()
