@@ -166,7 +166,7 @@ def _unavailable(error):
             # load the signed-in account or the migration period from the database).
             html = current_app.jinja_env.get_template("errors/unavailable.html").render(
                 language=language,
-                retry_url=request.full_path.rstrip("?") if request.method == "GET" else None,
+                retry_url=request.full_path.rstrip("?") if request.method != "POST" else None,
                 home_url=url_for("index"),
                 css_url=url_for("static", filename="app.css"),
             )
