@@ -25,6 +25,7 @@ import collections
 import contextlib
 import csv
 import dataclasses
+import gc
 import re
 import sys
 import time
@@ -888,18 +889,35 @@ def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None
     opened = database.is_closed()
     database.connect(reuse_if_open=True)
     try:
-        # A big file: every taken login ID and legacy pair in memory (a bulk load needs them, and
-        # they tell the first pass how many rows are new, so a re-run does not bulk-load).
-        lookups = None
-        if not dry_run and source.path.stat().st_size >= SUSPEND_INDEX_MIN_ROWS * 100:
-            lookups = MemoryLookups(database.cursor())
-        found, summary.rows, new_rows = collect_contracts(source, lookups.pairs if lookups else None)
-        _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary)
+        with _cyclic_gc_paused():
+            # A big file: every taken login ID and legacy pair in memory (a bulk load needs them, and
+            # they tell the first pass how many rows are new, so a re-run does not bulk-load).
+            lookups = None
+            if not dry_run and source.path.stat().st_size >= SUSPEND_INDEX_MIN_ROWS * 100:
+                lookups = MemoryLookups(database.cursor())
+            found, summary.rows, new_rows = collect_contracts(source, lookups.pairs if lookups else None)
+            _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary)
     finally:
         if opened and not database.is_closed():
             database.close()
     summary.seconds_total = time.perf_counter() - started
     return summary
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """No cyclic garbage collection during a run: the run makes no reference cycles, but it holds
+    millions of objects (the taken login IDs and legacy pairs of a bulk load), and every full
+    collection walked all of them again (about 1.5 s of 14 s at 200,000 rows, more at a million).
+    Reference counting still frees each batch as soon as it is written."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary):
