@@ -958,6 +958,13 @@ class _NoProgress:
 
 
 BULK_SQLITE_CACHE_KIB = 256 * 1024
+# FTS5 keeps the terms it is given in a hash and writes them out as a new segment whenever the
+# hash outgrows "hashsize" (1 MiB by default); then it merges the segments. Rebuilding the trigram
+# index of a million users 1 MiB at a time wrote hundreds of small segments and merged them again
+# and again: 13.5 s CPU, 15 segments left. With 64 MiB: 7.7 s, 5 segments, ~110 MB more memory
+# while it runs (measured on a copy of the 1M benchmark database).
+BULK_FTS_HASH_BYTES = 64 << 20
+FTS_DEFAULT_HASH_BYTES = 1 << 20
 
 
 def _batch_transaction():
@@ -985,7 +992,7 @@ def _real_run(source, found, new_rows, lookups, report, summary, bar):
         # Index builds sort: a bounded page cache and in-memory temp storage for this connection.
         database.execute_sql(f"PRAGMA cache_size = -{BULK_SQLITE_CACHE_KIB}")
         database.execute_sql("PRAGMA temp_store = MEMORY")
-    with search_index.suspended():
+    with _fts_hash_size(BULK_FTS_HASH_BYTES), search_index.suspended():
         with bulk_indexes_suspended():
             job.run(_batch_transaction, lookups)
             loaded = time.perf_counter()
@@ -997,6 +1004,20 @@ def _real_run(source, found, new_rows, lookups, report, summary, bar):
     summary.seconds_load = loaded - load_started
     summary.seconds_indexes = indexed - loaded
     summary.seconds_search = time.perf_counter() - indexed
+
+
+@contextlib.contextmanager
+def _fts_hash_size(nbytes: int):
+    """SQLite: let the search index's rebuild hold ``nbytes`` of terms in memory, then the default."""
+    if is_postgres():
+        yield
+        return
+    sql = "INSERT INTO user_search(user_search, rank) VALUES ('hashsize', ?)"
+    database.execute_sql(sql, [nbytes])
+    try:
+        yield
+    finally:
+        database.execute_sql(sql, [FTS_DEFAULT_HASH_BYTES])
 
 
 def _dry_run(source, found, report, summary, bar):
