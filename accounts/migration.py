@@ -26,6 +26,7 @@ import contextlib
 import csv
 import dataclasses
 import gc
+import operator
 import re
 import sys
 import time
@@ -173,51 +174,76 @@ def _ecid_field(value: str, field: str) -> str:
     return value if _ECID.fullmatch(value) else normalize_ecid(value, field)
 
 
-def _check_length(column: str, value: str, max_len: int = MAX_TEXT) -> None:
-    if len(value) > max_len:
-        raise RowError(column, f"longer than {max_len} characters")
-
-
 def parse_row(fields: Mapping[str, str]) -> LegacyRow:
     """Validate one input row (column -> value); raise RowError naming the first bad field.
 
     Values are kept exactly as given (no trimming): the guide says e-mail and name stay
-    unchanged byte for byte, full-width spaces included. Written for speed (a million rows).
+    unchanged byte for byte, full-width spaces included.
     """
-    get = fields.get
-    login_id, email, name, phone = get("login_id"), get("email"), get("name"), get("phone")
-    contract_ecid, parent, contract_name, admin = (get("contract_ecid"), get("parent_ecid"),
-                                                   get("contract_name"), get("is_admin"))
-    if None in (login_id, email, name, phone, contract_ecid, parent, contract_name, admin):
-        missing = next(c for c in REQUIRED_COLUMNS if get(c) is None)
+    values = [fields.get(c) for c in REQUIRED_COLUMNS]
+    if None in values:
+        missing = REQUIRED_COLUMNS[values.index(None)]
         raise RowError(missing, "missing (the row has fewer fields than the header)")
+    return _parse_values(*values, fields.get("password_hash"))
+
+
+# Valid ECIDs as written in the file -> lower case, interned: a few thousand contracts are shared by
+# a million rows. Bounded: a file of ever new ECIDs only stops adding to it.
+_ECIDS: dict[str, str] = {}
+_ECIDS_MAX = 1 << 16
+
+
+def _ecid(value: str, field: str) -> str:
+    ecid = _ECIDS.get(value)
+    if ecid is None:
+        ecid = sys.intern(_ecid_field(value, field))
+        if len(_ECIDS) < _ECIDS_MAX:
+            _ECIDS[value] = ecid
+    return ecid
+
+
+def _parse_values(login_id: str, email: str, name: str, phone: str, contract_ecid: str, parent: str,
+                  contract_name: str, admin: str, password_hash: str | None) -> LegacyRow:
+    """parse_row on the values of a row in REQUIRED_COLUMNS order (+ password_hash or None).
+
+    Written for speed (a million rows): the checks of the first bad field come first, in the
+    order of the columns, and cheaper tests stand in for a regular expression where they are
+    equivalent (an ASCII login ID: control characters are exactly the non-printable ones).
+    """
     if not login_id:
         raise RowError("login_id", "missing")
-    _check_length("login_id", login_id)
-    if _BLANK_OR_CONTROL.search(login_id):
+    if len(login_id) > MAX_TEXT:
+        raise RowError("login_id", f"longer than {MAX_TEXT} characters")
+    if (not login_id.isprintable() or " " in login_id) if login_id.isascii() else \
+            _BLANK_OR_CONTROL.search(login_id):
         raise RowError("login_id", f"contains a space or a control character: {login_id!r}")
     if not email:
         raise RowError("email", "missing")
-    if not is_valid_email(email):
+    if len(email) > MAX_EMAIL or _EMAIL.fullmatch(email) is None:
         raise RowError("email", f"not an e-mail address: {email!r}")
-    # Interned: a few thousand contracts are shared by a million rows (and the in-memory pairs).
-    contract_ecid = sys.intern(_ecid_field(contract_ecid, "contract_ecid"))
-    parent_ecid = sys.intern(_ecid_field(parent, "parent_ecid")) if parent and parent.strip(" \t") else None
+    contract_ecid = _ecid(contract_ecid, "contract_ecid")
+    parent_ecid = _ecid(parent, "parent_ecid") if parent and parent.strip(" \t") else None
     if parent_ecid == contract_ecid:
         raise RowError("parent_ecid", "a contract cannot be its own parent")
     # Business Portal users prove who they are with their name; SDPF users do not (guide).
     if not name and parent_ecid is None:
         raise RowError("name", "missing (Business Portal users need a name)")
-    _check_length("name", name)
+    if len(name) > MAX_TEXT:
+        raise RowError("name", f"longer than {MAX_TEXT} characters")
     if _CONTROL.search(name):
         raise RowError("name", "contains a line break or a control character")
-    _check_length("phone", phone, MAX_PHONE)
+    if len(phone) > MAX_PHONE:
+        raise RowError("phone", f"longer than {MAX_PHONE} characters")
     if not contract_name:
         raise RowError("contract_name", "missing")
-    _check_length("contract_name", contract_name)
-    is_admin = parse_is_admin(admin)
-    password_hash = get("password_hash") or None
-    if password_hash is not None and not password_hash.startswith(_HASH_PREFIXES):
+    if len(contract_name) > MAX_TEXT:
+        raise RowError("contract_name", f"longer than {MAX_TEXT} characters")
+    is_admin = _ADMIN_VALUES.get(admin)
+    if is_admin is None:
+        is_admin = parse_is_admin(admin)
+    if not password_hash:
+        password_hash = None
+    elif not password_hash.startswith(_HASH_PREFIXES):
         raise RowError("password_hash", "not an argon2, bcrypt or Werkzeug password hash")
     return LegacyRow(login_id, email, name, phone, contract_ecid, parent_ecid, contract_name,
                      is_admin, password_hash)
@@ -382,13 +408,13 @@ def collect_contracts(source: Source, known_pairs: Container | None = None
         if len(record) < width or len(record) > source.header_width:
             continue
         try:
-            ecid = _ecid_field(record[ci], "contract_ecid")
+            ecid = _ecid(record[ci], "contract_ecid")
             if known_pairs is None or (record[li].lower(), ecid) not in known_pairs:
                 new += 1
             if ecid in contracts:
                 continue
             parent_raw, name = record[pi], record[ni]
-            parent = _ecid_field(parent_raw, "parent_ecid") if parent_raw.strip(" \t") else None
+            parent = _ecid(parent_raw, "parent_ecid") if parent_raw.strip(" \t") else None
         except RowError:
             continue
         if name and len(name) <= MAX_TEXT and parent != ecid:
@@ -785,8 +811,20 @@ class _Run:
             with transaction():
                 self.lookups = DatabaseLookups(self.writer.cursor, self.writer.stamp)
         items: list = []  # in file order: report tuples (final) or (line, LegacyRow, contract)
-        for line, fields in self.source.records():
-            items.append(self._check(line, fields))
+        # The columns by position (Source.records() makes a dict of every row: slower).
+        columns, header_width = self.source.columns, self.source.header_width
+        width = max(columns.values()) + 1
+        values_of = operator.itemgetter(*(columns[c] for c in REQUIRED_COLUMNS))
+        hash_at = columns.get("password_hash")
+        check = self._check_values
+        for line, record in self.source.raw_records():
+            n = len(record)
+            if width <= n <= header_width:
+                items.append(check(line, values_of(record), None if hash_at is None else record[hash_at]))
+            elif n > header_width:
+                items.append(self._check(line, f"the row has {n} fields, the header {header_width}"))
+            else:
+                items.append(self._check(line, {name: record[i] for name, i in columns.items() if i < n}))
             if len(items) >= BATCH_SIZE:
                 self._flush(items, transaction)
                 items = []
@@ -800,19 +838,35 @@ class _Run:
             return (line, REJECTED, "", "", "", "", fields)
         try:
             row = parse_row(fields)
-            contract = self.resolved.get(row.contract_ecid)
-            if contract is None:  # its contract fields were bad in the first pass: cannot happen
-                raise RowError("contract_ecid", f"contract {row.contract_ecid} could not be resolved")
-            if contract.error:
-                raise RowError("parent_ecid", contract.error)
-            if contract.parent_ecid != row.parent_ecid:
-                held = (f"is a child contract of {contract.parent_ecid}" if contract.parent_ecid
-                        else "is a parent contract")
-                given = row.parent_ecid or "empty"
-                raise RowError("parent_ecid", f"{row.contract_ecid} {held} (parent_ecid here: {given})")
+            contract = self._contract(row)
         except RowError as exc:
             return (line, REJECTED, fields.get("login_id", ""), "", fields.get("phone", ""), "", str(exc))
         return (line, row, contract)
+
+    def _check_values(self, line: int, values: tuple, password_hash: str | None):
+        """_check for a row with every column: its values in REQUIRED_COLUMNS order."""
+        try:
+            row = _parse_values(*values, password_hash)
+            contract = self.resolved.get(row.contract_ecid)
+            if contract is None or contract.error or contract.parent_ecid != row.parent_ecid:
+                contract = self._contract(row)
+        except RowError as exc:
+            return (line, REJECTED, values[0], "", values[3], "", str(exc))
+        return (line, row, contract)
+
+    def _contract(self, row: LegacyRow) -> ResolvedContract:
+        """The row's contract as resolved from the whole file; RowError when the row cannot join it."""
+        contract = self.resolved.get(row.contract_ecid)
+        if contract is None:  # its contract fields were bad in the first pass: cannot happen
+            raise RowError("contract_ecid", f"contract {row.contract_ecid} could not be resolved")
+        if contract.error:
+            raise RowError("parent_ecid", contract.error)
+        if contract.parent_ecid != row.parent_ecid:
+            held = (f"is a child contract of {contract.parent_ecid}" if contract.parent_ecid
+                    else "is a parent contract")
+            given = row.parent_ecid or "empty"
+            raise RowError("parent_ecid", f"{row.contract_ecid} {held} (parent_ecid here: {given})")
+        return contract
 
     def _flush(self, items: list, transaction: Callable):
         out: list[tuple] = []

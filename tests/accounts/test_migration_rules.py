@@ -1,4 +1,5 @@
 """The guide's migration rules as plain functions (SPEC 4): table-driven cases and properties."""
+import re
 import string
 
 import pytest
@@ -225,3 +226,26 @@ def test_contracts_resolve_children_before_parents_and_against_the_database():
     assert "itself a child contract" in resolved["ecid0000000004"].error
     assert resolved["ecid0000000006"].id == 11
     assert resolved["ecid0000000006"].parent_ecid == "ecid0000000100"  # the database decides
+
+
+BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")  # what a login ID may not contain
+
+
+@given(st.text(alphabet=string.printable + "\x00\x1c\x7f\x85\x9f\xa0\u2028\u3000あé", max_size=12))
+def test_a_login_id_is_refused_exactly_when_it_holds_a_blank_or_a_control_character(value):
+    """The import checks ASCII login IDs without the regular expression: the same answer."""
+    try:
+        parse_row(row(login_id=value))
+        refused = False
+    except RowError as exc:
+        refused = exc.field == "login_id"
+    assert refused == (not value or bool(BLANK_OR_CONTROL.search(value)))
+
+
+@pytest.mark.parametrize("value", ["ECID1234567890", " ecid1234567890\t", "eCiD1234567890"])
+def test_an_ecid_written_another_way_is_the_same_contract_every_time(value):
+    for _ in range(2):  # the second time from the import's cache of ECIDs
+        assert parse_row(row(contract_ecid=value)).contract_ecid == "ecid1234567890"
+        with pytest.raises(RowError) as exc:
+            parse_row(row(contract_ecid="ecid0000000001", parent_ecid=value + "x"))
+        assert exc.value.field == "parent_ecid"
