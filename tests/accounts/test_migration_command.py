@@ -329,3 +329,27 @@ def test_the_search_index_finds_imported_users(db, runner, tmp_path, mode):
         phone = database.execute_sql("SELECT rowid FROM user_search WHERE user_search MATCH ?",
                                      ['phone:"1234"']).fetchall()
         assert (yamada.id,) in phone
+
+
+def _foreign_keys():
+    return sorted(database.execute_sql(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE contype = 'f' AND conrelid IN ('\"user\"'::regclass, 'legacy_account'::regclass)").fetchall())
+
+
+def test_a_bulk_load_puts_the_foreign_keys_back_and_a_killed_one_is_repaired(db, runner, tmp_path,
+                                                                            monkeypatch):
+    if not is_postgres():
+        pytest.skip("PostgreSQL drops its foreign keys during a bulk load; SQLite keeps them")
+    monkeypatch.setattr(migration, "SUSPEND_INDEX_MIN_ROWS", 1)
+    before = _foreign_keys()
+    assert len(before) == 2
+    path = write_csv(tmp_path / "users.csv", ROWS)
+    assert migrate(runner, path).exit_code == 0
+    assert _foreign_keys() == before
+    _forget_imported_users()
+    database.execute_sql("ALTER TABLE legacy_account DROP CONSTRAINT legacy_account_user_id_fkey")
+    result = migrate(runner, path)
+    assert result.exit_code == 0, result.output
+    assert "restored: foreign key legacy_account_user_id_fkey" in result.output, result.output
+    assert _foreign_keys() == before
