@@ -353,3 +353,31 @@ def test_a_bulk_load_puts_the_foreign_keys_back_and_a_killed_one_is_repaired(db,
     assert result.exit_code == 0, result.output
     assert "restored: foreign key legacy_account_user_id_fkey" in result.output, result.output
     assert _foreign_keys() == before
+
+
+def test_a_batch_that_fails_while_the_next_is_checked_stops_the_run_with_whole_batches(
+        db, runner, tmp_path, monkeypatch):
+    """PostgreSQL bulk loads write each batch from a thread while the next batch is checked."""
+    if not is_postgres():
+        pytest.skip("SQLite writes its batches on the main thread")
+    monkeypatch.setattr(migration, "SUSPEND_INDEX_MIN_ROWS", 1)
+    monkeypatch.setattr(migration, "BATCH_SIZE", 3)
+    rows = [[f"user{i}@example.jp", f"user{i}@example.jp", f"利用者 {i}", "0312345678", P, "", "契約", "0",
+             ""] for i in range(12)]
+    path = write_csv(tmp_path / "users.csv", rows)
+    real_copy_in, calls = migration.Writer.copy_in, []
+
+    def failing_copy_in(self, cursor, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real_copy_in(self, cursor, batch)
+
+    monkeypatch.setattr(migration.Writer, "copy_in", failing_copy_in)
+    result = migrate(runner, path, report=tmp_path / "report.csv")
+    assert result.exit_code == 1 and "RuntimeError: disk full" in result.output
+    assert User.select().count() == LegacyAccount.select().count() == 3
+    assert [r["line"] for r in read_report(tmp_path / "report.csv")] == ["2", "3", "4"]
+    monkeypatch.setattr(migration.Writer, "copy_in", real_copy_in)
+    assert migrate(runner, path).exit_code == 0
+    assert User.select().count() == 12 and sum(c.users_total for c in Contract.select()) == 12
