@@ -21,7 +21,7 @@ from peewee import (
 )
 
 from .clock import utcnow
-from .db import database
+from .db import database, first_row
 
 BUSINESS = "business"
 SDPF = "sdpf"
@@ -160,7 +160,7 @@ class User(Principal, BaseModel):
 
     @classmethod
     def by_login_id(cls, portal: str, login_id: str):
-        return cls.get_or_none((cls.portal == portal) & (cls.login_id_key == login_id.lower()))
+        return first_row(cls, '"portal" = ? AND "login_id_key" = ?', portal, login_id.lower())
 
     @classmethod
     def login_id_taken(cls, portal: str, login_id: str, exclude_id=None) -> bool:
