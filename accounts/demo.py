@@ -32,8 +32,10 @@ CONTRACTS = [
     # ecid, parent ecid, name, services (name, status as shown to users)
     ("ecid1000000001", None, "サンプルパートナー株式会社",
      [("Smart Data Platform", "お申し込み済み"), ("Flexible InterConnect", "手続き中")]),
-    ("ecid1000000002", "ecid1000000001", "子契約 株式会社みどり商事", [("Smart Data Platform", "お申し込み済み")]),
-    ("ecid1000000003", "ecid1000000001", "子契約 あおば物流株式会社", [("Smart Data Platform", "お申し込み済み")]),
+    ("ecid1000000002", "ecid1000000001", "子契約 株式会社みどり商事",
+     [("Smart Data Platform", "お申し込み済み")]),
+    ("ecid1000000003", "ecid1000000001", "子契約 あおば物流株式会社",
+     [("Smart Data Platform", "お申し込み済み")]),
     ("ecid2000000001", None, "直販 ひかり工業株式会社", [("Smart Data Platform", "お申し込み済み")]),
 ]
 

@@ -293,4 +293,5 @@ def test_migration_0008_turns_states_into_the_labels_users_saw_and_back(contract
     finally:
         assert migrations.up() == ["0008_service_status"]
     assert sorted((s.name, s.status) for s in Service.select()) == [
-        ("a", "お申し込み済み"), ("b", "手続き中"), ("c", "解約済み"), ("d", "お申し込み済み"), ("e", "paused")]
+        ("a", "お申し込み済み"), ("b", "手続き中"), ("c", "解約済み"), ("d", "お申し込み済み"),
+        ("e", "paused")]
