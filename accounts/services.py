@@ -42,7 +42,7 @@ from .migration import (
     normalize_ecid,
     open_source,
 )
-from .models import Contract, Service
+from .models import Service
 
 REQUIRED_COLUMNS = ("contract_ecid", "service", "status")
 REPORT_COLUMNS = ("line", "status", "contract_ecid", "service", "old_status", "new_status", "reason")
@@ -152,8 +152,7 @@ class _Seen:
         if not contract_ids:
             return {}
         sql = (f"SELECT contract_id, name, line FROM {self.TABLE} "
-               f"WHERE contract_id IN ({', '.join([self.p] * len(contract_ids))}) "
-               f"AND name IN ({', '.join([self.p] * len(names))})")
+               f"WHERE contract_id IN ({_placeholders(contract_ids)}) AND name IN ({_placeholders(names)})")
         return {(c, n): line for c, n, line in database.execute_sql(sql, [*contract_ids, *names])}
 
     def add(self, rows: list[tuple[int, str, int]]) -> None:
@@ -166,18 +165,25 @@ class _Seen:
         database.execute_sql(f"DROP TABLE IF EXISTS {self.TABLE}")
 
 
+def _placeholders(values: list) -> str:
+    return ", ".join([database.param] * len(values))
+
+
 def _contract_ids(ecids: list[str]) -> dict[str, int]:
     if not ecids:
         return {}
-    return dict(Contract.select(Contract.ecid, Contract.id).where(Contract.ecid.in_(ecids)).tuples())
+    sql = f"SELECT ecid, id FROM contract WHERE ecid IN ({_placeholders(ecids)})"
+    return dict(database.execute_sql(sql, ecids).fetchall())
 
 
 def _current(contract_ids: list[int], names: list[str]) -> dict[tuple[int, str], tuple[int, str]]:
+    """(contract id, service) -> (service id, status) for the batch's pairs (a superset: both IN)."""
     if not contract_ids:
         return {}
-    query = (Service.select(Service.contract, Service.name, Service.id, Service.status)
-             .where(Service.contract.in_(contract_ids) & Service.name.in_(names)).tuples())
-    return {(cid, name): (sid, status) for cid, name, sid, status in query}
+    sql = (f'SELECT contract_id, name, id, status FROM "service" WHERE contract_id IN '
+           f"({_placeholders(contract_ids)}) AND name IN ({_placeholders(names)})")
+    return {(cid, name): (sid, status)
+            for cid, name, sid, status in database.execute_sql(sql, [*contract_ids, *names])}
 
 
 class _Batch:
@@ -223,12 +229,13 @@ class _Batch:
                     updates.append((row.status, now[0]))
             report(rec)
             summary.count(rec[1], f"{path}:{line}: {rec[6]}")
-        for i in range(0, len(inserts), 500):
-            Service.insert_many(inserts[i:i + 500],
-                                fields=[Service.contract, Service.name, Service.status]).execute()
+        p = database.param
+        cursor = database.cursor()
+        if inserts:
+            cursor.executemany(f'INSERT INTO "service" (contract_id, name, status) VALUES ({p}, {p}, {p})',
+                               inserts)
         if updates:
-            p = database.param
-            database.cursor().executemany(f'UPDATE "service" SET "status" = {p} WHERE "id" = {p}', updates)
+            cursor.executemany(f'UPDATE "service" SET status = {p} WHERE id = {p}', updates)
         seen.add(claimed)
         self.items = []
 
