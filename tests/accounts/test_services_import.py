@@ -249,15 +249,15 @@ def test_dry_run_writes_nothing_and_reports_what_the_real_run_does(runner, contr
 def test_a_database_failure_part_way_leaves_nothing_written(runner, contracts, tmp_path, monkeypatch):
     monkeypatch.setattr(services, "BATCH_SIZE", 2)
     calls = []
-    real_add = services._Seen.add
+    real_write = services._Store.write
 
-    def failing_add(self, rows):
+    def failing_write(self, *rows):
         calls.append(rows)
         if len(calls) == 2:  # the first batch is written, the second fails
             raise peewee.OperationalError("disk I/O error\nDETAIL: more")
-        return real_add(self, rows)
+        return real_write(self, *rows)
 
-    monkeypatch.setattr(services._Seen, "add", failing_add)
+    monkeypatch.setattr(services._Store, "write", failing_write)
     path = write_csv(tmp_path / "services.csv", ROWS)
     result = import_services(runner, path, report=tmp_path / "report.csv")
     assert result.exit_code == 1
