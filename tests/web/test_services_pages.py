@@ -38,13 +38,16 @@ def test_both_dashboards_show_the_imported_status_text_in_japanese(client, runne
     assert "ご利用中" in page and "手続き中" not in page
 
 
-def test_a_status_is_escaped_on_the_dashboard(client, runner, db, tmp_path):
-    contract = gen_contract(ecid="ecid1000000001")
-    user = gen_user(contract, first_login_done=True)
-    _import(runner, tmp_path, ['ecid1000000001,Smart Data Platform,"<b>済</b>"'])
-    sign_in(client, user)
-    page = client.get("/business/dashboard").get_data(as_text=True)
-    assert "<b>済</b>" not in page and html_lib.escape("<b>済</b>") in page
+def test_a_service_and_status_holding_markup_are_escaped_on_the_dashboard_and_the_console(
+        client, runner, tmp_path):
+    w = make_world()
+    _import(runner, tmp_path, [f'{w.parent.ecid},"<script>alert(1)</script>","<b>済</b>"'])
+    for who, url in ((w.parent_admin, "/business/dashboard"),
+                     (w.operator, f"/admin/contracts/{w.parent.ecid}")):
+        sign_in(client, who)
+        page = client.get(url).get_data(as_text=True)
+        assert "<b>済</b>" not in page and html_lib.escape("<b>済</b>") in page, url
+        assert "<script>alert(1)</script>" not in page and html_lib.escape("<script>alert(1)") in page, url
 
 
 def test_the_console_contract_page_lists_the_imported_services_with_their_status(client, runner, tmp_path):
