@@ -310,8 +310,13 @@ class Source:
                 yield start, {name: record[i] for name, i in names if i < n}
 
 
-def open_source(path: str | Path) -> Source:
-    """Check that the file is readable CSV with every required column; raise UnreadableFile."""
+def open_source(path: str | Path, required: tuple[str, ...] = REQUIRED_COLUMNS,
+                optional: tuple[str, ...] = OPTIONAL_COLUMNS) -> Source:
+    """Check that the file is readable CSV with every required column; raise UnreadableFile.
+
+    ``required``/``optional``: the columns of the import (default: the legacy export's); other
+    imports of an operator's CSV (accounts/services.py) read their files through this too.
+    """
     path = Path(path)
     if not path.is_file():
         raise UnreadableFile(f"{path}: no such file")
@@ -334,15 +339,21 @@ def open_source(path: str | Path) -> Source:
     columns: dict[str, int] = {}
     for i, raw in enumerate(header):
         name = raw.strip().lower()
-        if name in columns and name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+        if name in columns and name in required + optional:
             raise UnreadableFile(f"{path}: line {header_line}: column {name!r} appears twice")
         columns.setdefault(name, i)
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in required if c not in columns]
     if missing:
         raise UnreadableFile(f"{path}: line {header_line}: missing column(s): {', '.join(missing)} "
-                             f"(the header must name {', '.join(REQUIRED_COLUMNS)})")
-    wanted = {c: columns[c] for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in columns}
+                             f"(the header must name {', '.join(required)})")
+    wanted = {c: columns[c] for c in required + optional if c in columns}
     return Source(path, encoding, wanted, header_line, len(header))
+
+
+def check_report_path(report_path, source: Source) -> None:
+    """Refuse (UnreadableFile) a report that would overwrite the input file."""
+    if report_path is not None and Path(report_path).resolve() == source.path.resolve():
+        raise UnreadableFile(f"{report_path}: the report would overwrite the input file")
 
 
 # --------------------------------------------------------------------------------------------
@@ -883,8 +894,7 @@ def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None
     summary = Summary()
     source = open_source(csv_path)
     summary.encoding = source.encoding
-    if report_path is not None and Path(report_path).resolve() == source.path.resolve():
-        raise UnreadableFile(f"{report_path}: the report would overwrite the input file")
+    check_report_path(report_path, source)
     opened = database.is_closed()
     database.connect(reuse_if_open=True)
     try:
@@ -1037,14 +1047,19 @@ def command(csv_path, dry_run: bool = False, report_path=None) -> int:
         click.echo(f"error: the import stopped: {exc.__class__.__name__}: {exc}. Batches written "
                    "so far are complete; run the same command again to resume.", err=True)
         return 1
-    for line in summary.errors:
-        click.echo(line, err=True)
-    if summary.rejected > len(summary.errors):
-        more = summary.rejected - len(summary.errors)
-        click.echo(f"... and {more:,} more rejected rows" + (f", see {report_path}" if report_path else
-                   " (use --report to list them all)"), err=True)
+    echo_rejected(summary.errors, summary.rejected, report_path)
     click.echo(format_summary(summary, dry_run))
     return 0
+
+
+def echo_rejected(shown: list[str], rejected: int, report_path) -> None:
+    """The first rejected rows (``file:line: reason``) on standard error, and how many more."""
+    for line in shown:
+        click.echo(line, err=True)
+    if rejected > len(shown):
+        more = rejected - len(shown)
+        click.echo(f"... and {more:,} more rejected rows" + (f", see {report_path}" if report_path else
+                   " (use --report to list them all)"), err=True)
 
 
 def format_summary(s: Summary, dry_run: bool = False) -> str:

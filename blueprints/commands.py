@@ -85,6 +85,17 @@ def register_commands(app: Flask) -> None:
 
         sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
 
+    @app.cli.command("import-services")
+    @click.argument("csv_path", type=click.Path(dir_okay=False))
+    @click.option("--dry-run", is_flag=True, help="Run every rule, write nothing.")
+    @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+                  help="Write the per-row report (CSV, UTF-8) here.")
+    def import_services(csv_path, dry_run, report_path):
+        """Import contracts' services (contract_ecid,service,status) shown on the dashboards (SPEC 12)."""
+        from accounts.services import command
+
+        sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
+
     @app.cli.command("publish-terms")
     @click.argument("file", type=click.Path(dir_okay=False))
     @click.option("--title", required=True, help="The version's title shown to users.")
