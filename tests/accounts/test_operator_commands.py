@@ -209,6 +209,7 @@ COMMAND_ARGS = {
     "create-staff": ["someone", "--role", "operator"],
     "demo": [],
     "deliver-mail": ["--once"],
+    "import-portal-users": ["{file}", "--portal", "business"],
     "migrate-legacy": ["{file}"],
     "migration-period": [],
     "publish-terms": ["{file}", "--title", "t"],
