@@ -18,26 +18,6 @@ PASSWORD = "Abcdef1!x"
 
 
 @pytest.fixture
-def empty_database_url(tmp_path):
-    """A database without any table: a new SQLite file, or a new PostgreSQL database beside the
-    suite's when the suite runs on PostgreSQL."""
-    if not TEST_DATABASE_URL.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    import psycopg
-
-    base, name = TEST_DATABASE_URL.rsplit("/", 1)
-    fresh = f"{name}_ops_setup"
-    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{fresh}"')
-    yield f"{base}/{fresh}"
-    init_database(TEST_DATABASE_URL)   # closes the fresh database's connections
-    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
-
-
-@pytest.fixture
 def fresh_app(make_app, empty_database_url):
     yield make_app(DATABASE_URL=empty_database_url, RESET_ANSWER_SECONDS=0.01)
     init_database(TEST_DATABASE_URL)   # the next test's fixtures use the suite's database again

@@ -17,7 +17,8 @@ def test_an_imported_hash_signs_in_and_is_argon2id_afterwards(client, db, runner
     ecid, parent = (PARENT, "") if portal == "business" else (CHILD, PARENT)
     rows = [["Imported-User", "imported@example.jp", "山田 太郎", "0312345678", ecid, parent, "契約", "0",
              HASHES[kind](PASSWORD)]]
-    result = runner.invoke(args=["import-portal-users", write_csv(tmp_path / "u.csv", rows), "--portal", portal])
+    result = runner.invoke(args=["import-portal-users", write_csv(tmp_path / "u.csv", rows),
+                                 "--portal", portal])
     assert result.exit_code == 0, result.output
     user = User.by_login_id(portal, "imported-user")
     assert user.first_login_done_at is not None
@@ -38,7 +39,8 @@ def test_an_imported_hash_signs_in_and_is_argon2id_afterwards(client, db, runner
     if kind == "argon2":
         assert stored == user.password_hash
 
-    again = Portal(client.application.test_client(), portal).sign_in("imported-user", PASSWORD)   # now with the argon2id hash
+    # Again, now with the argon2id hash.
+    again = Portal(client.application.test_client(), portal).sign_in("imported-user", PASSWORD)
     assert again.status_code == 303 and again.headers["Location"].endswith(f"/{portal}/signin/method")
 
 
