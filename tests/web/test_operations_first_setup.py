@@ -102,3 +102,6 @@ def test_the_documented_first_set_up_from_an_empty_database_to_a_first_login(fre
     assert r.headers["Location"].endswith("/business/signin/terms")
     html = p.follow(r).get_data(as_text=True)
     assert "カスタマポータル規約 第1版" in html and re.search(r"同意", html)
+
+    # And the counters the console shows agree with the users (docs/faults.md's check).
+    assert run("check-db", "--quick").startswith("ok: ")
