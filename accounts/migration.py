@@ -374,26 +374,35 @@ class ResolvedContract:
     error: str | None = None  # set: every row of this contract is rejected with it
 
 
-def collect_contracts(source: Source, known_pairs: Container | None = None
+def collect_contracts(source: Source, known_pairs: Container | None = None, *, portal: str | None = None,
+                      known_login_ids: Container | None = None
                       ) -> tuple[dict[str, FileContract], int, int]:
     """First pass: ECID -> (parent, name, first line) from the first row naming it; row counts.
 
     Only rows whose contract fields are valid count; their other fields are checked later.
     Returns the contracts, the number of rows, and how many of them name a legacy user not in
     ``known_pairs`` (all rows when it is None): what decides whether to bulk-load.
+    With ``portal`` (the import of portal users), only rows whose contract kind fits that portal
+    count and name contracts, and a row is new when its login ID is not in ``known_login_ids``.
     """
     contracts: dict[str, FileContract] = {}
     rows = new = 0
     ci, pi, ni, li = (source.columns[c]
                       for c in ("contract_ecid", "parent_ecid", "contract_name", "login_id"))
     width = max(ci, pi, ni, li) + 1
+    child_wanted = portal == SDPF
     for line, record in source.raw_records():
         rows += 1
         if len(record) < width or len(record) > source.header_width:
             continue
+        if portal is not None and bool(record[pi].strip(" \t")) != child_wanted:
+            continue  # rejected row by row: its users belong to the other portal
         try:
             ecid = _ecid_field(record[ci], "contract_ecid")
-            if known_pairs is None or (record[li].lower(), ecid) not in known_pairs:
+            if portal is not None:
+                if known_login_ids is None or record[li].lower() not in known_login_ids:
+                    new += 1
+            elif known_pairs is None or (record[li].lower(), ecid) not in known_pairs:
                 new += 1
             if ecid in contracts:
                 continue
@@ -406,14 +415,17 @@ def collect_contracts(source: Source, known_pairs: Container | None = None
     return contracts, rows, new
 
 
-def resolve_contracts(found: dict[str, FileContract], existing: Mapping[str, tuple[int, str | None]]
+def resolve_contracts(found: dict[str, FileContract], existing: Mapping[str, tuple[int, str | None]],
+                      missing_parents: bool = False
                       ) -> tuple[dict[str, ResolvedContract], list[tuple[str, FileContract]]]:
     """Decide each contract of the file against the database (pure).
 
     ``existing``: ECID -> (id, parent ECID) for the contracts of the file (and their parents) that
     the database holds. Returns the resolution per ECID and the contracts to create, parents first.
     A contract the database holds keeps its parent: rows that name another parent are rejected
-    row by row. A new child needs a parent contract from the file or the database.
+    row by row. A new child needs a parent contract from the file or the database; with
+    ``missing_parents`` (the SDPF Portal's users, whose file has no parent rows) a missing parent
+    is created, named by its ECID until a legacy export names it (``apply_contracts``).
     """
     resolved: dict[str, ResolvedContract] = {}
     to_create: list[tuple[str, FileContract]] = []
@@ -432,6 +444,9 @@ def resolve_contracts(found: dict[str, FileContract], existing: Mapping[str, tup
         parent_state = resolved.get(parent)
         if parent_state is None and parent in existing:
             parent_state = ResolvedContract(existing[parent][0], existing[parent][1])
+        if parent_state is None and missing_parents:
+            parent_state = resolved[parent] = ResolvedContract(None, None)
+            to_create.append((parent, FileContract(None, parent, info.line)))
         if parent_state is None:
             error = f"parent contract {parent} is neither in the file nor in the database"
         elif parent_state.parent_ecid is not None:
@@ -458,11 +473,22 @@ def _existing_contracts(ecids: list[str]) -> dict[str, tuple[int, str | None]]:
     return found
 
 
-def apply_contracts(found: dict[str, FileContract]) -> tuple[dict[str, ResolvedContract], int]:
-    """Create the new contracts (one transaction, parents first) and return ECID -> resolution."""
+def apply_contracts(found: dict[str, FileContract], missing_parents: bool = False
+                    ) -> tuple[dict[str, ResolvedContract], int]:
+    """Create the new contracts (one transaction, parents first) and return ECID -> resolution.
+
+    A contract named by its own ECID (a parent that an import of SDPF users had to create, see
+    ``resolve_contracts``) takes the name this file gives it.
+    """
     ecids = sorted(set(found) | {c.parent_ecid for c in found.values() if c.parent_ecid})
     existing = _existing_contracts(ecids)
-    resolved, to_create = resolve_contracts(found, existing)
+    resolved, to_create = resolve_contracts(found, existing, missing_parents)
+    named = [(info.name, ecid) for ecid, info in found.items() if ecid in existing and info.name != ecid]
+    if named:
+        p = _param()
+        with database.atomic():
+            database.cursor().executemany(
+                f"UPDATE contract SET name = {p} WHERE ecid = {p} AND name = ecid", named)
     if to_create:
         now = _db_time(utcnow())
         p = _param()
@@ -762,6 +788,7 @@ class Summary:
     rejected: int = 0
     login_ids_changed: int = 0
     phones_changed: int = 0
+    with_password: int = 0  # portal users imported with a password hash
     contracts_created: int = 0
     encoding: str = ""
     index_suspended: bool = False
@@ -777,7 +804,13 @@ MAX_ERRORS_SHOWN = 20
 
 
 class _Run:
-    """One import: pass 2 over the rows, in batches, reporting in file order."""
+    """One import: pass 2 over the rows, in batches, reporting in file order.
+
+    The import of portal users (accounts.portal_users) subclasses it: its own row fit
+    (``_fits``), database rules (``_decide``), lookups and writer; everything else is shared.
+    """
+
+    DONE = MIGRATED  # the status of a row written by this run
 
     def __init__(self, source, resolved, report_writer, summary, progress: Callable[[int], None]):
         self.source = source
@@ -785,15 +818,24 @@ class _Run:
         self.report = report_writer
         self.summary = summary
         self.progress = progress
-        self.writer = Writer(utcnow())
+        self.writer = self._writer(utcnow())
         self.lookups = None
 
-    def run(self, transaction: Callable, lookups: MemoryLookups | None = None):
+    def _writer(self, stamp):
+        return Writer(stamp)
+
+    def _database_lookups(self):
+        return DatabaseLookups(self.writer.cursor, self.writer.stamp)
+
+    def _fits(self, row: LegacyRow) -> None:
+        """Rules beyond parse_row's, before the contract is looked at; raise RowError."""
+
+    def run(self, transaction: Callable, lookups=None):
         if lookups is not None:
             self.lookups = lookups
         else:
             with transaction():
-                self.lookups = DatabaseLookups(self.writer.cursor, self.writer.stamp)
+                self.lookups = self._database_lookups()
         items: list = []  # in file order: report tuples (final) or (line, LegacyRow, contract)
         for line, fields in self.source.records():
             items.append(self._check(line, fields))
@@ -810,6 +852,7 @@ class _Run:
             return (line, REJECTED, "", "", "", "", fields)
         try:
             row = parse_row(fields)
+            self._fits(row)
             contract = self.resolved.get(row.contract_ecid)
             if contract is None:  # its contract fields were bad in the first pass: cannot happen
                 raise RowError("contract_ecid", f"contract {row.contract_ecid} could not be resolved")
@@ -842,7 +885,7 @@ class _Run:
         for rec in out:
             self.report(rec)
             status = rec[1]
-            if status == MIGRATED:
+            if status == self.DONE:
                 self.summary.migrated += 1
                 self.summary.login_ids_changed += rec[2] != rec[3]
                 self.summary.phones_changed += rec[4] != rec[5]
@@ -885,11 +928,32 @@ class _Run:
         return (line, MIGRATED, row.login_id, login_id, row.phone, phone, "; ".join(notes))
 
 
-def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None) -> Summary:
+class LegacyImport:
+    """What the legacy import plugs into the shared run; accounts.portal_users.PortalUsersImport
+    is the other kind (same reading, contracts, batches, bulk load, dry run, report)."""
+
+    verb = MIGRATED
+
+    def memory_lookups(self, cursor):
+        return MemoryLookups(cursor)
+
+    def collect(self, source: Source, lookups):
+        return collect_contracts(source, lookups.pairs if lookups else None)
+
+    def apply_contracts(self, found):
+        return apply_contracts(found)
+
+    def job(self, source, resolved, report, summary, progress) -> _Run:
+        return _Run(source, resolved, report, summary, progress)
+
+
+def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None, kind=None) -> Summary:
     """Import a legacy export; raise UnreadableFile (nothing written) when it cannot be read.
 
     ``progress_factory(total_rows)`` returns a context manager whose value has ``update(n)``.
+    ``kind``: LegacyImport() by default.
     """
+    kind = kind or LegacyImport()
     started = time.perf_counter()
     summary = Summary()
     source = open_source(csv_path)
@@ -902,9 +966,9 @@ def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None
         # they tell the first pass how many rows are new, so a re-run does not bulk-load).
         lookups = None
         if not dry_run and source.path.stat().st_size >= SUSPEND_INDEX_MIN_ROWS * 100:
-            lookups = MemoryLookups(database.cursor())
-        found, summary.rows, new_rows = collect_contracts(source, lookups.pairs if lookups else None)
-        _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary)
+            lookups = kind.memory_lookups(database.cursor())
+        found, summary.rows, new_rows = kind.collect(source, lookups)
+        _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary, kind)
     finally:
         if opened and not database.is_closed():
             database.close()
@@ -912,7 +976,7 @@ def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None
     return summary
 
 
-def _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary):
+def _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary, kind):
     report_file = None
     if report_path is not None:
         try:
@@ -930,9 +994,9 @@ def _import(source, found, new_rows, lookups, dry_run, report_path, progress_fac
         progress_cm = progress_factory(summary.rows) if progress_factory else _NoProgress()
         with progress_cm as bar:
             if dry_run:
-                _dry_run(source, found, report, summary, bar)
+                _dry_run(source, found, report, summary, bar, kind)
             else:
-                _real_run(source, found, new_rows, lookups, report, summary, bar)
+                _real_run(source, found, new_rows, lookups, report, summary, bar, kind)
     finally:
         if report_file is not None:
             report_file.close()
@@ -957,18 +1021,18 @@ def _batch_transaction():
     return database.atomic() if is_postgres() else database.atomic("IMMEDIATE")
 
 
-def _real_run(source, found, new_rows, lookups, report, summary, bar):
+def _real_run(source, found, new_rows, lookups, report, summary, bar, kind):
     from . import search_index
 
     summary.restored = recover_interrupted_run()
-    resolved, summary.contracts_created = apply_contracts(found)
+    resolved, summary.contracts_created = kind.apply_contracts(found)
     load_started = time.perf_counter()
     users_before = database.execute_sql('SELECT COUNT(*) FROM "user"').fetchone()[0]
     # Rebuilding costs time in proportion to every user; suspend only when this file's new rows
     # dominate (MemoryLookups answer while the indexes are gone).
     summary.index_suspended = lookups is not None and new_rows >= max(SUSPEND_INDEX_MIN_ROWS,
                                                                       users_before // 2)
-    job = _Run(source, resolved, report, summary, bar.update)
+    job = kind.job(source, resolved, report, summary, bar.update)
     if not summary.index_suspended:
         job.run(_batch_transaction, lookups)
         summary.seconds_load = time.perf_counter() - load_started
@@ -991,15 +1055,15 @@ def _real_run(source, found, new_rows, lookups, report, summary, bar):
     summary.seconds_search = time.perf_counter() - indexed
 
 
-def _dry_run(source, found, report, summary, bar):
+def _dry_run(source, found, report, summary, bar, kind):
     """The same code inside one transaction that is rolled back, so the report is the real one's.
 
     The search index is not suspended: its DDL would be rolled back too, and nothing stays anyway.
     """
     load_started = time.perf_counter()
     with database.atomic() as txn:
-        resolved, summary.contracts_created = apply_contracts(found)
-        _Run(source, resolved, report, summary, bar.update).run(database.atomic)
+        resolved, summary.contracts_created = kind.apply_contracts(found)
+        kind.job(source, resolved, report, summary, bar.update).run(database.atomic)
         txn.rollback()
     summary.seconds_load = time.perf_counter() - load_started
 
@@ -1035,11 +1099,12 @@ class _PeriodicProgress:
             self.next_at += max(self.total // 10, 100000)
 
 
-def command(csv_path, dry_run: bool = False, report_path=None) -> int:
+def command(csv_path, dry_run: bool = False, report_path=None, kind=None) -> int:
     """Run an import from the command line: 0 processed, 1 unreadable (nothing written)."""
+    kind = kind or LegacyImport()
     try:
         summary = run(csv_path, dry_run=dry_run, report_path=report_path,
-                      progress_factory=_progress_factory())
+                      progress_factory=_progress_factory(), kind=kind)
     except UnreadableFile as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
@@ -1048,7 +1113,7 @@ def command(csv_path, dry_run: bool = False, report_path=None) -> int:
                    "so far are complete; run the same command again to resume.", err=True)
         return 1
     echo_rejected(summary.errors, summary.rejected, report_path)
-    click.echo(format_summary(summary, dry_run))
+    click.echo(format_summary(summary, dry_run, kind.verb))
     return 0
 
 
@@ -1062,13 +1127,15 @@ def echo_rejected(shown: list[str], rejected: int, report_path) -> None:
                    " (use --report to list them all)"), err=True)
 
 
-def format_summary(s: Summary, dry_run: bool = False) -> str:
+def format_summary(s: Summary, dry_run: bool = False, verb: str = MIGRATED) -> str:
     head = "dry run, nothing written: " if dry_run else ""
     rate = s.rows / s.seconds_total if s.seconds_total else 0.0
+    changes = (f"login IDs changed: {s.login_ids_changed:,}; " if verb == MIGRATED
+               else f"with a password (first login done): {s.with_password:,}; ")
     lines = [
-        f"{head}{s.rows:,} rows ({s.encoding}): {s.migrated:,} migrated, {s.skipped:,} skipped, "
+        f"{head}{s.rows:,} rows ({s.encoding}): {s.migrated:,} {verb}, {s.skipped:,} skipped, "
         f"{s.rejected:,} rejected",
-        f"login IDs changed: {s.login_ids_changed:,}; phones changed: {s.phones_changed:,}; "
+        f"{changes}phones changed: {s.phones_changed:,}; "
         f"contracts created: {s.contracts_created:,}",
         f"time: {s.seconds_total:.1f} s total, {s.seconds_load:.1f} s load"
         + (f", {s.seconds_indexes:.1f} s indexes, {s.seconds_search:.1f} s search index"

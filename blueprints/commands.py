@@ -85,6 +85,19 @@ def register_commands(app: Flask) -> None:
 
         sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
 
+    @app.cli.command("import-portal-users")
+    @click.argument("csv_path", type=click.Path(dir_okay=False))
+    @click.option("--portal", type=click.Choice(["business", "sdpf"]), required=True,
+                  help="The portal these users already belong to.")
+    @click.option("--dry-run", is_flag=True, help="Run every rule, write nothing.")
+    @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+                  help="Write the per-row report (CSV, UTF-8) here.")
+    def import_portal_users(csv_path, portal, dry_run, report_path):
+        """Import the users a portal already has (before migrate-legacy: their login IDs stay theirs)."""
+        from accounts.portal_users import command
+
+        sys.exit(command(csv_path, portal, dry_run=dry_run, report_path=report_path))
+
     @app.cli.command("import-services")
     @click.argument("csv_path", type=click.Path(dir_okay=False))
     @click.option("--dry-run", is_flag=True, help="Run every rule, write nothing.")

@@ -210,6 +210,7 @@ COMMAND_ARGS = {
     "demo": [],
     "deliver-mail": ["--once"],
     "import-services": ["{file}"],
+    "import-portal-users": ["{file}", "--portal", "business"],
     "migrate-legacy": ["{file}"],
     "migration-period": [],
     "publish-terms": ["{file}", "--title", "t"],
