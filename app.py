@@ -17,7 +17,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from accounts import background, clock, health, passwords
-from accounts.db import database, init_database
+from accounts.db import database, first_row, init_database
 from blueprints import outage
 from blueprints.commands import register_commands
 from blueprints.errorpages import register_error_pages
@@ -255,7 +255,7 @@ def _load_principal(identity: str):
     model = principal_model(kind)
     if model is None or fields.whole_number(raw) is None:
         return None
-    principal = model.get_or_none(model.id == int(raw))
+    principal = first_row(model, '"id" = ?', int(raw))
     # An account disabled while signed in is signed out at its next request.
     return principal if principal is not None and not principal.disabled else None
 

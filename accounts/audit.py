@@ -1,4 +1,5 @@
 """The audit trail: one append-only entry per change, reset and sign-in step."""
+from .db import insert_row
 from .models import AuditEntry, Staff, User
 
 
@@ -18,7 +19,8 @@ def record(actor, action: str, *, target_user=None, target_contract=None, field=
     """Write one entry; call inside the transaction of the change it describes."""
     if target_contract is None and target_user is not None:
         target_contract = target_user.contract_id
-    return AuditEntry.create(
+    return insert_row(
+        AuditEntry,
         action=action,
         target_user=target_user,
         target_contract=target_contract,

@@ -93,12 +93,6 @@ class Page:
     services: list
 
 
-def service_status(service) -> str:
-    """A service's status as shown to users (free text, or the older state code)."""
-    value = getattr(service, "status", None)
-    return value if value else getattr(service, "state", "") or ""
-
-
 def page(principal, ecid: str, children_after: int | None = None) -> Page:
     contract = scope.get_contract_in_scope(principal, ecid)
     if contract is None:

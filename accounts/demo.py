@@ -29,11 +29,14 @@ STAFF_PASSWORD = "Demo-staff-pass1"
 DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 CONTRACTS = [
-    # ecid, parent ecid, name, services
-    ("ecid1000000001", None, "サンプルパートナー株式会社", ["Smart Data Platform", "Flexible InterConnect"]),
-    ("ecid1000000002", "ecid1000000001", "子契約 株式会社みどり商事", ["Smart Data Platform"]),
-    ("ecid1000000003", "ecid1000000001", "子契約 あおば物流株式会社", ["Smart Data Platform"]),
-    ("ecid2000000001", None, "直販 ひかり工業株式会社", ["Smart Data Platform"]),
+    # ecid, parent ecid, name, services (name, status as shown to users)
+    ("ecid1000000001", None, "サンプルパートナー株式会社",
+     [("Smart Data Platform", "お申し込み済み"), ("Flexible InterConnect", "手続き中")]),
+    ("ecid1000000002", "ecid1000000001", "子契約 株式会社みどり商事",
+     [("Smart Data Platform", "お申し込み済み")]),
+    ("ecid1000000003", "ecid1000000001", "子契約 あおば物流株式会社",
+     [("Smart Data Platform", "お申し込み済み")]),
+    ("ecid2000000001", None, "直販 ひかり工業株式会社", [("Smart Data Platform", "お申し込み済み")]),
 ]
 
 
@@ -62,8 +65,8 @@ def load_demo() -> list[str]:
                 c = Contract.create(ecid=ecid, name=name,
                                     parent=contracts[parent] if parent else None)
             contracts[ecid] = c
-            for s in services:
-                Service.get_or_create(contract=c, name=s, defaults={"state": "subscribed"})
+            for service, status in services:
+                Service.get_or_create(contract=c, name=service, defaults={"status": status})
 
         if not TermsVersion.select().exists():
             TermsVersion.create(version=1, title="カスタマポータル規約 第1版",

@@ -7,17 +7,14 @@ password take the same path and about the same time (a hash is burnt), so the an
 attacker nothing. The same legacy login ID may exist under several contracts: every candidate's
 hash is tried and the caller lets the user pick when more than one matched.
 """
-import re
 from dataclasses import dataclass, field
 
-import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError
-from werkzeug.security import check_password_hash
 
-from . import audit, fields, lockout, outbox, period, recovery, tokens
+from . import audit, fields, lockout, outbox, passwords, period, recovery, tokens
 from .clock import utcnow
 from .db import database, is_postgres
 from .models import BUSINESS, LegacyAccount, User
@@ -28,29 +25,17 @@ EMAIL_CHANGED_SUBJECT = _l("Your e-mail address for the new portal was changed")
 MAX_LOGIN_ID = fields.MAX_LOGIN_ID
 
 
-def hash_format(stored: str | None) -> str | None:
-    """argon2 | bcrypt | werkzeug | None (unknown or missing: cannot sign in)."""
-    if not stored:
-        return None
-    if stored.startswith("$argon2"):
-        return "argon2"
-    if stored[:4] in ("$2a$", "$2b$", "$2y$"):
-        return "bcrypt"
-    if re.match(r"^(scrypt|pbkdf2):[^$]*\$[^$]+\$[0-9a-f]+\Z", stored):
-        return "werkzeug"
-    return None
+hash_format = passwords.hash_format  # one rule for the three formats
 
 
 def verify_legacy_hash(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches a legacy hash; unknown formats never match (and never raise)."""
     kind = hash_format(stored)
+    if kind in ("bcrypt", "werkzeug"):
+        return passwords.verify_foreign(stored, password)
     try:
         if kind == "argon2":
             return _argon2.verify(stored, password)
-        if kind == "bcrypt":
-            return bcrypt.checkpw(password.encode("utf-8"), stored.encode("ascii"))
-        if kind == "werkzeug":
-            return check_password_hash(stored, password)
     except (VerificationError, InvalidHashError, ValueError, TypeError):
         return False
     hasher().burn(password)  # no usable hash: spend the time a check would have taken

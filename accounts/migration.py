@@ -337,8 +337,13 @@ class Source:
                 yield start, {name: record[i] for name, i in names if i < n}
 
 
-def open_source(path: str | Path) -> Source:
-    """Check that the file is readable CSV with every required column; raise UnreadableFile."""
+def open_source(path: str | Path, required: tuple[str, ...] = REQUIRED_COLUMNS,
+                optional: tuple[str, ...] = OPTIONAL_COLUMNS) -> Source:
+    """Check that the file is readable CSV with every required column; raise UnreadableFile.
+
+    ``required``/``optional``: the columns of the import (default: the legacy export's); other
+    imports of an operator's CSV (accounts/services.py) read their files through this too.
+    """
     path = Path(path)
     if not path.is_file():
         raise UnreadableFile(f"{path}: no such file")
@@ -361,15 +366,21 @@ def open_source(path: str | Path) -> Source:
     columns: dict[str, int] = {}
     for i, raw in enumerate(header):
         name = raw.strip().lower()
-        if name in columns and name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+        if name in columns and name in required + optional:
             raise UnreadableFile(f"{path}: line {header_line}: column {name!r} appears twice")
         columns.setdefault(name, i)
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in required if c not in columns]
     if missing:
         raise UnreadableFile(f"{path}: line {header_line}: missing column(s): {', '.join(missing)} "
-                             f"(the header must name {', '.join(REQUIRED_COLUMNS)})")
-    wanted = {c: columns[c] for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in columns}
+                             f"(the header must name {', '.join(required)})")
+    wanted = {c: columns[c] for c in required + optional if c in columns}
     return Source(path, encoding, wanted, header_line, len(header))
+
+
+def check_report_path(report_path, source: Source) -> None:
+    """Refuse (UnreadableFile) a report that would overwrite the input file."""
+    if report_path is not None and Path(report_path).resolve() == source.path.resolve():
+        raise UnreadableFile(f"{report_path}: the report would overwrite the input file")
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,26 +401,35 @@ class ResolvedContract:
     error: str | None = None  # set: every row of this contract is rejected with it
 
 
-def collect_contracts(source: Source, known_pairs: Container | None = None
+def collect_contracts(source: Source, known_pairs: Container | None = None, *, portal: str | None = None,
+                      known_login_ids: Container | None = None
                       ) -> tuple[dict[str, FileContract], int, int]:
     """First pass: ECID -> (parent, name, first line) from the first row naming it; row counts.
 
     Only rows whose contract fields are valid count; their other fields are checked later.
     Returns the contracts, the number of rows, and how many of them name a legacy user not in
     ``known_pairs`` (all rows when it is None): what decides whether to bulk-load.
+    With ``portal`` (the import of portal users), only rows whose contract kind fits that portal
+    count and name contracts, and a row is new when its login ID is not in ``known_login_ids``.
     """
     contracts: dict[str, FileContract] = {}
     rows = new = 0
     ci, pi, ni, li = (source.columns[c]
                       for c in ("contract_ecid", "parent_ecid", "contract_name", "login_id"))
     width = max(ci, pi, ni, li) + 1
+    child_wanted = portal == SDPF
     for line, record in source.raw_records():
         rows += 1
         if len(record) < width or len(record) > source.header_width:
             continue
+        if portal is not None and bool(record[pi].strip(" \t")) != child_wanted:
+            continue  # rejected row by row: its users belong to the other portal
         try:
             ecid = _ecid(record[ci], "contract_ecid")
-            if known_pairs is None or (record[li].lower(), ecid) not in known_pairs:
+            if portal is not None:
+                if known_login_ids is None or record[li].lower() not in known_login_ids:
+                    new += 1
+            elif known_pairs is None or (record[li].lower(), ecid) not in known_pairs:
                 new += 1
             if ecid in contracts:
                 continue
@@ -422,14 +442,17 @@ def collect_contracts(source: Source, known_pairs: Container | None = None
     return contracts, rows, new
 
 
-def resolve_contracts(found: dict[str, FileContract], existing: Mapping[str, tuple[int, str | None]]
+def resolve_contracts(found: dict[str, FileContract], existing: Mapping[str, tuple[int, str | None]],
+                      missing_parents: bool = False
                       ) -> tuple[dict[str, ResolvedContract], list[tuple[str, FileContract]]]:
     """Decide each contract of the file against the database (pure).
 
     ``existing``: ECID -> (id, parent ECID) for the contracts of the file (and their parents) that
     the database holds. Returns the resolution per ECID and the contracts to create, parents first.
     A contract the database holds keeps its parent: rows that name another parent are rejected
-    row by row. A new child needs a parent contract from the file or the database.
+    row by row. A new child needs a parent contract from the file or the database; with
+    ``missing_parents`` (the SDPF Portal's users, whose file has no parent rows) a missing parent
+    is created, named by its ECID until a legacy export names it (``apply_contracts``).
     """
     resolved: dict[str, ResolvedContract] = {}
     to_create: list[tuple[str, FileContract]] = []
@@ -448,6 +471,9 @@ def resolve_contracts(found: dict[str, FileContract], existing: Mapping[str, tup
         parent_state = resolved.get(parent)
         if parent_state is None and parent in existing:
             parent_state = ResolvedContract(existing[parent][0], existing[parent][1])
+        if parent_state is None and missing_parents:
+            parent_state = resolved[parent] = ResolvedContract(None, None)
+            to_create.append((parent, FileContract(None, parent, info.line)))
         if parent_state is None:
             error = f"parent contract {parent} is neither in the file nor in the database"
         elif parent_state.parent_ecid is not None:
@@ -474,11 +500,22 @@ def _existing_contracts(ecids: list[str]) -> dict[str, tuple[int, str | None]]:
     return found
 
 
-def apply_contracts(found: dict[str, FileContract]) -> tuple[dict[str, ResolvedContract], int]:
-    """Create the new contracts (one transaction, parents first) and return ECID -> resolution."""
+def apply_contracts(found: dict[str, FileContract], missing_parents: bool = False
+                    ) -> tuple[dict[str, ResolvedContract], int]:
+    """Create the new contracts (one transaction, parents first) and return ECID -> resolution.
+
+    A contract named by its own ECID (a parent that an import of SDPF users had to create, see
+    ``resolve_contracts``) takes the name this file gives it.
+    """
     ecids = sorted(set(found) | {c.parent_ecid for c in found.values() if c.parent_ecid})
     existing = _existing_contracts(ecids)
-    resolved, to_create = resolve_contracts(found, existing)
+    resolved, to_create = resolve_contracts(found, existing, missing_parents)
+    named = [(info.name, ecid) for ecid, info in found.items() if ecid in existing and info.name != ecid]
+    if named:
+        p = _param()
+        with database.atomic():
+            database.cursor().executemany(
+                f"UPDATE contract SET name = {p} WHERE ecid = {p} AND name = ecid", named)
     if to_create:
         now = _db_time(utcnow())
         p = _param()
@@ -683,6 +720,12 @@ class Writer:
             self._insert('"user"', USER_COLUMNS, users)
             self._insert("legacy_account", LEGACY_COLUMNS, legacy)
             self._count(self.cursor, counts)
+
+    def pipes(self) -> bool:
+        """Whether a _WriterThread can write this writer's batches: on PostgreSQL, when ``write``
+        is this class's (users and legacy records). A subclass that writes other rows (the
+        portal users' PortalWriter) writes them on the main thread, in the batch's transaction."""
+        return self.pg and type(self).write is Writer.write
 
     def _rows(self, new):
         ids = self._allocate_user_ids(len(new))
@@ -969,6 +1012,7 @@ class Summary:
     rejected: int = 0
     login_ids_changed: int = 0
     phones_changed: int = 0
+    with_password: int = 0  # portal users imported with a password hash
     contracts_created: int = 0
     encoding: str = ""
     index_suspended: bool = False
@@ -984,7 +1028,13 @@ MAX_ERRORS_SHOWN = 20
 
 
 class _Run:
-    """One import: pass 2 over the rows, in batches, reporting in file order."""
+    """One import: pass 2 over the rows, in batches, reporting in file order.
+
+    The import of portal users (accounts.portal_users) subclasses it: its own row fit
+    (``_fits``), database rules (``_decide``), lookups and writer; everything else is shared.
+    """
+
+    DONE = MIGRATED  # the status of a row written by this run
 
     def __init__(self, source, resolved, report_rows, summary, progress: Callable[[int], None]):
         self.source = source
@@ -992,10 +1042,19 @@ class _Run:
         self.report = report_rows  # writes a list of report rows
         self.summary = summary
         self.progress = progress
-        self.writer = Writer(utcnow())
+        self.writer = self._writer(utcnow())
         self.lookups = None
 
-    def run(self, transaction: Callable, lookups: MemoryLookups | None = None, pipelined: bool = False):
+    def _writer(self, stamp):
+        return Writer(stamp)
+
+    def _database_lookups(self):
+        return DatabaseLookups(self.writer.cursor, self.writer.stamp)
+
+    def _fits(self, row: LegacyRow) -> None:
+        """Rules beyond parse_row's, before the contract is looked at; raise RowError."""
+
+    def run(self, transaction: Callable, lookups=None, pipelined: bool = False):
         """Check and write every row. ``pipelined`` (PostgreSQL, with MemoryLookups): the batches
         are written by a _WriterThread, each in its own transaction; ``transaction`` is then
         what the main thread's look-ups run in."""
@@ -1003,7 +1062,7 @@ class _Run:
             self.lookups = lookups
         else:
             with transaction():
-                self.lookups = DatabaseLookups(self.writer.cursor, self.writer.stamp)
+                self.lookups = self._database_lookups()
         if not pipelined:
             self._rows(transaction)
             return
@@ -1048,6 +1107,7 @@ class _Run:
             return (line, REJECTED, "", "", "", "", fields)
         try:
             row = parse_row(fields)
+            self._fits(row)
             contract = self._contract(row)
         except RowError as exc:
             return (line, REJECTED, fields.get("login_id", ""), "", fields.get("phone", ""), "", str(exc))
@@ -1057,6 +1117,7 @@ class _Run:
         """_check for a row with every column: its values in REQUIRED_COLUMNS order."""
         try:
             row = _parse_values(*values, password_hash)
+            self._fits(row)
             contract = self.resolved.get(row.contract_ecid)
             if contract is None or contract.error or contract.parent_ecid != row.parent_ecid:
                 contract = self._contract(row)
@@ -1108,7 +1169,7 @@ class _Run:
         self.report(out)
         for rec in out:
             status = rec[1]
-            if status == MIGRATED:
+            if status == self.DONE:
                 self.summary.migrated += 1
                 self.summary.login_ids_changed += rec[2] != rec[3]
                 self.summary.phones_changed += rec[4] != rec[5]
@@ -1151,17 +1212,37 @@ class _Run:
         return (line, MIGRATED, row.login_id, login_id, row.phone, phone, "; ".join(notes))
 
 
-def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None) -> Summary:
+class LegacyImport:
+    """What the legacy import plugs into the shared run; accounts.portal_users.PortalUsersImport
+    is the other kind (same reading, contracts, batches, bulk load, dry run, report)."""
+
+    verb = MIGRATED
+
+    def memory_lookups(self, cursor):
+        return MemoryLookups(cursor)
+
+    def collect(self, source: Source, lookups):
+        return collect_contracts(source, lookups.pairs if lookups else None)
+
+    def apply_contracts(self, found):
+        return apply_contracts(found)
+
+    def job(self, source, resolved, report, summary, progress) -> _Run:
+        return _Run(source, resolved, report, summary, progress)
+
+
+def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None, kind=None) -> Summary:
     """Import a legacy export; raise UnreadableFile (nothing written) when it cannot be read.
 
     ``progress_factory(total_rows)`` returns a context manager whose value has ``update(n)``.
+    ``kind``: LegacyImport() by default.
     """
+    kind = kind or LegacyImport()
     started = time.perf_counter()
     summary = Summary()
     source = open_source(csv_path)
     summary.encoding = source.encoding
-    if report_path is not None and Path(report_path).resolve() == source.path.resolve():
-        raise UnreadableFile(f"{report_path}: the report would overwrite the input file")
+    check_report_path(report_path, source)
     opened = database.is_closed()
     database.connect(reuse_if_open=True)
     try:
@@ -1170,9 +1251,9 @@ def run(csv_path, dry_run: bool = False, report_path=None, progress_factory=None
             # they tell the first pass how many rows are new, so a re-run does not bulk-load).
             lookups = None
             if not dry_run and source.path.stat().st_size >= SUSPEND_INDEX_MIN_ROWS * 100:
-                lookups = MemoryLookups(database.cursor())
-            found, summary.rows, new_rows = collect_contracts(source, lookups.pairs if lookups else None)
-            _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary)
+                lookups = kind.memory_lookups(database.cursor())
+            found, summary.rows, new_rows = kind.collect(source, lookups)
+            _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary, kind)
     finally:
         if opened and not database.is_closed():
             database.close()
@@ -1196,7 +1277,7 @@ def _cyclic_gc_paused():
         gc.enable()
 
 
-def _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary):
+def _import(source, found, new_rows, lookups, dry_run, report_path, progress_factory, summary, kind):
     report_file = None
     if report_path is not None:
         try:
@@ -1214,9 +1295,9 @@ def _import(source, found, new_rows, lookups, dry_run, report_path, progress_fac
         progress_cm = progress_factory(summary.rows) if progress_factory else _NoProgress()
         with progress_cm as bar:
             if dry_run:
-                _dry_run(source, found, report, summary, bar)
+                _dry_run(source, found, report, summary, bar, kind)
             else:
-                _real_run(source, found, new_rows, lookups, report, summary, bar)
+                _real_run(source, found, new_rows, lookups, report, summary, bar, kind)
     finally:
         if report_file is not None:
             report_file.close()
@@ -1248,18 +1329,18 @@ def _batch_transaction():
     return database.atomic() if is_postgres() else database.atomic("IMMEDIATE")
 
 
-def _real_run(source, found, new_rows, lookups, report, summary, bar):
+def _real_run(source, found, new_rows, lookups, report, summary, bar, kind):
     from . import search_index
 
     summary.restored = recover_interrupted_run()
-    resolved, summary.contracts_created = apply_contracts(found)
+    resolved, summary.contracts_created = kind.apply_contracts(found)
     load_started = time.perf_counter()
     users_before = database.execute_sql('SELECT COUNT(*) FROM "user"').fetchone()[0]
     # Rebuilding costs time in proportion to every user; suspend only when this file's new rows
     # dominate (MemoryLookups answer while the indexes are gone).
     summary.index_suspended = lookups is not None and new_rows >= max(SUSPEND_INDEX_MIN_ROWS,
                                                                       users_before // 2)
-    job = _Run(source, resolved, report, summary, bar.update)
+    job = kind.job(source, resolved, report, summary, bar.update)
     if not summary.index_suspended:
         job.run(_batch_transaction, lookups)
         summary.seconds_load = time.perf_counter() - load_started
@@ -1270,7 +1351,7 @@ def _real_run(source, found, new_rows, lookups, report, summary, bar):
         database.execute_sql("PRAGMA temp_store = MEMORY")
     with _fts_hash_size(BULK_FTS_HASH_BYTES), search_index.suspended():
         with bulk_indexes_suspended():
-            if is_postgres():  # the main thread only reads (MemoryLookups), autocommitted
+            if job.writer.pipes():  # the main thread only reads (MemoryLookups), autocommitted
                 job.run(contextlib.nullcontext, lookups, pipelined=True)
             else:
                 job.run(_batch_transaction, lookups)
@@ -1299,15 +1380,15 @@ def _fts_hash_size(nbytes: int):
         database.execute_sql(sql, [FTS_DEFAULT_HASH_BYTES])
 
 
-def _dry_run(source, found, report, summary, bar):
+def _dry_run(source, found, report, summary, bar, kind):
     """The same code inside one transaction that is rolled back, so the report is the real one's.
 
     The search index is not suspended: its DDL would be rolled back too, and nothing stays anyway.
     """
     load_started = time.perf_counter()
     with database.atomic() as txn:
-        resolved, summary.contracts_created = apply_contracts(found)
-        _Run(source, resolved, report, summary, bar.update).run(database.atomic)
+        resolved, summary.contracts_created = kind.apply_contracts(found)
+        kind.job(source, resolved, report, summary, bar.update).run(database.atomic)
         txn.rollback()
     summary.seconds_load = time.perf_counter() - load_started
 
@@ -1343,11 +1424,12 @@ class _PeriodicProgress:
             self.next_at += max(self.total // 10, 100000)
 
 
-def command(csv_path, dry_run: bool = False, report_path=None) -> int:
+def command(csv_path, dry_run: bool = False, report_path=None, kind=None) -> int:
     """Run an import from the command line: 0 processed, 1 unreadable (nothing written)."""
+    kind = kind or LegacyImport()
     try:
         summary = run(csv_path, dry_run=dry_run, report_path=report_path,
-                      progress_factory=_progress_factory())
+                      progress_factory=_progress_factory(), kind=kind)
     except UnreadableFile as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
@@ -1355,23 +1437,30 @@ def command(csv_path, dry_run: bool = False, report_path=None) -> int:
         click.echo(f"error: the import stopped: {exc.__class__.__name__}: {exc}. Batches written "
                    "so far are complete; run the same command again to resume.", err=True)
         return 1
-    for line in summary.errors:
-        click.echo(line, err=True)
-    if summary.rejected > len(summary.errors):
-        more = summary.rejected - len(summary.errors)
-        click.echo(f"... and {more:,} more rejected rows" + (f", see {report_path}" if report_path else
-                   " (use --report to list them all)"), err=True)
-    click.echo(format_summary(summary, dry_run))
+    echo_rejected(summary.errors, summary.rejected, report_path)
+    click.echo(format_summary(summary, dry_run, kind.verb))
     return 0
 
 
-def format_summary(s: Summary, dry_run: bool = False) -> str:
+def echo_rejected(shown: list[str], rejected: int, report_path) -> None:
+    """The first rejected rows (``file:line: reason``) on standard error, and how many more."""
+    for line in shown:
+        click.echo(line, err=True)
+    if rejected > len(shown):
+        more = rejected - len(shown)
+        click.echo(f"... and {more:,} more rejected rows" + (f", see {report_path}" if report_path else
+                   " (use --report to list them all)"), err=True)
+
+
+def format_summary(s: Summary, dry_run: bool = False, verb: str = MIGRATED) -> str:
     head = "dry run, nothing written: " if dry_run else ""
     rate = s.rows / s.seconds_total if s.seconds_total else 0.0
+    changes = (f"login IDs changed: {s.login_ids_changed:,}; " if verb == MIGRATED
+               else f"with a password (first login done): {s.with_password:,}; ")
     lines = [
-        f"{head}{s.rows:,} rows ({s.encoding}): {s.migrated:,} migrated, {s.skipped:,} skipped, "
+        f"{head}{s.rows:,} rows ({s.encoding}): {s.migrated:,} {verb}, {s.skipped:,} skipped, "
         f"{s.rejected:,} rejected",
-        f"login IDs changed: {s.login_ids_changed:,}; phones changed: {s.phones_changed:,}; "
+        f"{changes}phones changed: {s.phones_changed:,}; "
         f"contracts created: {s.contracts_created:,}",
         f"time: {s.seconds_total:.1f} s total, {s.seconds_load:.1f} s load"
         + (f", {s.seconds_indexes:.1f} s indexes, {s.seconds_search:.1f} s search index"

@@ -21,7 +21,7 @@ from peewee import (
 )
 
 from .clock import utcnow
-from .db import database
+from .db import database, first_row
 
 BUSINESS = "business"
 SDPF = "sdpf"
@@ -88,12 +88,14 @@ class Contract(BaseModel):
 
 
 class Service(BaseModel):
-    """A service subscribed by a contract, shown on the dashboard (e.g. Smart Data Platform)."""
+    """A service of a contract (e.g. Smart Data Platform), shown on the dashboards and the console's
+    contract page. ``status`` is the text users see, as the operator's file gives it
+    (``お申し込み済み``; accounts/services.py imports it), shown as is in every language."""
 
     id = AutoField()
     contract = ForeignKeyField(Contract, backref="services", on_delete="CASCADE")
     name = CharField(max_length=255)
-    state = CharField(max_length=32, default="subscribed")  # subscribed | in_progress | cancelled
+    status = CharField(max_length=100, default="")
 
     class Meta:
         indexes = ((("contract", "name"), True),)
@@ -160,7 +162,7 @@ class User(Principal, BaseModel):
 
     @classmethod
     def by_login_id(cls, portal: str, login_id: str):
-        return cls.get_or_none((cls.portal == portal) & (cls.login_id_key == login_id.lower()))
+        return first_row(cls, '"portal" = ? AND "login_id_key" = ?', portal, login_id.lower())
 
     @classmethod
     def login_id_taken(cls, portal: str, login_id: str, exclude_id=None) -> bool:

@@ -1,9 +1,17 @@
-"""Password policy per portal (guide STEP 6 / STEP 5) and argon2id hashing."""
+"""Password policy per portal (guide STEP 6 / STEP 5) and argon2id hashing.
+
+Hashes made elsewhere (the legacy export, users imported into the portals) come in three formats:
+argon2, bcrypt and Werkzeug's ``method$salt$hash`` (pbkdf2, scrypt). ``hash_format`` is the one rule
+that tells them; a bcrypt or Werkzeug hash verifies and is then due for a rehash to argon2id.
+"""
+import re
 import string
 from dataclasses import dataclass
 
+import bcrypt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from werkzeug.security import check_password_hash
 
 from .models import BUSINESS, SDPF
 
@@ -57,6 +65,38 @@ def invalid_characters(portal: str, password: str) -> list[str]:
     return seen
 
 
+_ARGON2 = re.compile(r"\$argon2(?:id|i|d)\$(?:v=[0-9]+\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+"
+                     r"(?:,[a-z]+=[^$]*)*\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}")
+_BCRYPT = re.compile(r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}")
+_WERKZEUG = re.compile(r"(?:scrypt|pbkdf2):[^$]*\$[^$]+\$[0-9a-f]+")
+
+
+def hash_format(stored: str | None) -> str | None:
+    """argon2 | bcrypt | werkzeug | None (missing, or not well-formed in any of the three)."""
+    if not stored:
+        return None
+    if _ARGON2.fullmatch(stored):
+        return "argon2"
+    if _BCRYPT.fullmatch(stored):
+        return "bcrypt"
+    if _WERKZEUG.fullmatch(stored):
+        return "werkzeug"
+    return None
+
+
+def verify_foreign(stored: str, password: str) -> bool:
+    """Whether ``password`` matches a bcrypt or Werkzeug hash (False for anything else)."""
+    kind = hash_format(stored)
+    try:
+        if kind == "bcrypt":
+            return bcrypt.checkpw(password.encode("utf-8"), stored.encode("ascii"))
+        if kind == "werkzeug":
+            return check_password_hash(stored, password)
+    except (ValueError, TypeError):
+        return False
+    return False
+
+
 class Hasher:
     """argon2id with configurable parameters; verify() also tells when a rehash is due."""
 
@@ -74,7 +114,14 @@ class Hasher:
         return self._ph.hash(normalise(password))
 
     def verify(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
-        """(matches, needs_rehash). A missing hash costs the same time as a wrong password."""
+        """(matches, needs_rehash). A missing hash costs the same time as a wrong password.
+
+        A bcrypt or Werkzeug hash (users imported with the hash of their portal) verifies too and
+        always needs a rehash: the caller stores argon2id at the first successful sign-in.
+        """
+        if stored_hash and not stored_hash.startswith("$argon2") and hash_format(stored_hash):
+            matches = verify_foreign(stored_hash, normalise(password))
+            return matches, matches
         if not stored_hash:
             try:
                 self._ph.verify(self._dummy, normalise(password) + "x")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from . import audit
 from .clock import JST, from_jst_naive, utcnow
-from .db import database
+from .db import database, first_row
 from .models import ORIGIN_LEGACY, MigrationPeriod
 
 BEFORE = "before"
@@ -36,7 +36,7 @@ class Period:
 
 
 def current() -> Period | None:
-    row = MigrationPeriod.get_or_none(MigrationPeriod.id == 1)
+    row = first_row(MigrationPeriod, '"id" = 1')
     return Period(row.start_at, row.end_at) if row else None
 
 

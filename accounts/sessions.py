@@ -12,6 +12,7 @@ import secrets
 
 from . import audit, fields
 from .clock import utcnow
+from .db import first_row, insert_row
 from .models import Staff, User, WebSession
 
 TOUCH_SECONDS = 60  # last_seen_at is written at most once a minute per session
@@ -40,7 +41,7 @@ def load(raw: str, *, idle_minutes: int, max_hours: int, now=None) -> WebSession
     """The live session row of a cookie key, or None (unknown, ended or expired)."""
     if not raw or len(raw) > 100:
         return None
-    row = WebSession.get_or_none(WebSession.key_hash == key_hash(raw))
+    row = first_row(WebSession, '"key_hash" = ?', key_hash(raw))
     if row is None or not is_live(row, idle_minutes=idle_minutes, max_hours=max_hours, now=now):
         return None
     return row
@@ -51,9 +52,9 @@ def create(data: str, *, principal: str | None, signed_in: bool, ip: str, user_a
     """A new session row; returns the raw key for the cookie and the row."""
     now = now or utcnow()
     raw = new_key()
-    row = WebSession.create(key_hash=key_hash(raw), principal=principal, signed_in=signed_in,
-                            data=data, created_at=now, last_seen_at=now, ip=(ip or "")[:64],
-                            user_agent=(user_agent or "")[:255])
+    row = insert_row(WebSession, key_hash=key_hash(raw), principal=principal, signed_in=signed_in,
+                     data=data, created_at=now, last_seen_at=now, ip=(ip or "")[:64],
+                     user_agent=(user_agent or "")[:255])
     return raw, row
 
 

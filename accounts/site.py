@@ -5,13 +5,14 @@ serves it; a configuration flag would stay on after a real export replaced the d
 forgotten on one of several web workers.
 """
 from .clock import utcnow
+from .db import first_row
 from .models import SiteSetting
 
 DEMO_LOADED = "demo_loaded_at"
 
 
 def get(key: str, default: str | None = None) -> str | None:
-    row = SiteSetting.get_or_none(SiteSetting.key == key)
+    row = first_row(SiteSetting, '"key" = ?', key)
     return row.value if row is not None else default
 
 

@@ -10,11 +10,11 @@ import re
 import unicodedata
 
 from markupsafe import Markup, escape
-from peewee import JOIN, IntegrityError, fn
+from peewee import IntegrityError, fn
 
 from . import audit
 from .clock import utcnow
-from .db import database
+from .db import database, first_row
 from .models import TermsAcceptance, TermsVersion
 
 MAX_BYTES = 512 * 1024
@@ -109,8 +109,9 @@ def latest() -> TermsVersion | None:
 
 def in_force(now=None) -> TermsVersion | None:
     """The version users must agree to now (the highest one already published)."""
-    return (TermsVersion.select().where(TermsVersion.published_at <= (now or utcnow()))
-            .order_by(TermsVersion.version.desc()).first())
+    # Asked at every sign-in: its SQL is built once (first_row).
+    return first_row(TermsVersion, '"published_at" <= ?', TermsVersion.published_at.db_value(now or utcnow()),
+                     order_by='"version" DESC')
 
 
 def publish(title: str, body: str, *, at: datetime.datetime | None = None, actor=None,
@@ -164,15 +165,10 @@ def by_version(number) -> TermsVersion | None:
 
 def pending_for(user) -> TermsVersion | None:
     """The current terms version if the user has not agreed to it yet (None: nothing to agree)."""
-    # One query: the newest published version, with whether this user agreed to it.
-    row = (TermsVersion.select(TermsVersion, TermsAcceptance.id.alias("agreed"))
-           .join(TermsAcceptance, JOIN.LEFT_OUTER,
-                 on=(TermsAcceptance.terms == TermsVersion.id) & (TermsAcceptance.user == user.id))
-           .where(TermsVersion.published_at <= utcnow())
-           .order_by(TermsVersion.version.desc()).limit(1).objects().first())
-    if row is None or row.agreed is not None:
+    version = in_force()
+    if version is None or first_row(TermsAcceptance, '"user_id" = ? AND "terms_id" = ?', user.id, version.id):
         return None
-    return row
+    return version
 
 
 def accept(user, terms: TermsVersion, *, ip=None) -> None:

@@ -38,7 +38,7 @@ def extras(n_users: int) -> None:
     with database.atomic():
         TermsVersion.create(version=1, title="カスタマポータル規約 第1版", body="# 第1条\n本規約は…\n" * 200,
                             published_at=utcnow(), accepted_count=n_users)
-        rows = [{"contract": cid, "name": "Smart Data Platform", "state": "subscribed"}
+        rows = [{"contract": cid, "name": "Smart Data Platform", "status": "お申し込み済み"}
                 for cid in range(1, N_CONTRACTS + 1, 7)]
         for i in range(0, len(rows), 2000):
             Service.insert_many(rows[i:i + 2000]).execute()

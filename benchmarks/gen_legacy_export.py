@@ -14,6 +14,13 @@ Deterministic for a given --seed. What makes it realistic:
   unknown is_admin values.
 
     python benchmarks/gen_legacy_export.py --rows 1000000 --out /tmp/legacy.csv
+
+With ``--portal business|sdpf`` it writes the users a new portal already has instead (the input
+of ``import-portal-users``, SPEC 12): every row of that portal's contract kind, no collisions with
+native users, and ~80% with a well-formed password hash (argon2id, bcrypt, Werkzeug scrypt or
+pbkdf2: the import checks the format, it does not verify), a few malformed ones.
+
+    python benchmarks/gen_legacy_export.py --rows 1000000 --portal business --out /tmp/portal.csv
 """
 import argparse
 import csv
@@ -31,6 +38,25 @@ ROMAJI = ("sato suzuki takahashi tanaka ito watanabe yamamoto nakamura kobayashi
 DOMAINS = ("example.co.jp", "example.jp", "example.ne.jp", "example.com", "corp.example.jp")
 COMPANY = ("商事", "物流", "工業", "電機", "システムズ", "ネットワークス", "ホールディングス", "製作所")
 FW = str.maketrans("0123456789-", "０１２３４５６７８９－")
+B64 = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+BCRYPT64 = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./"
+
+
+def portal_hash(rng: random.Random) -> str:
+    """A well-formed hash as a portal stores it (mostly argon2id or bcrypt), empty, or malformed."""
+    kind = rng.random()
+    if kind < 0.20:
+        return ""
+    if kind < 0.50:
+        return ("$argon2id$v=19$m=19456,t=2,p=1$" + "".join(rng.choices(B64, k=22)) + "$"
+                + "".join(rng.choices(B64, k=43)))
+    if kind < 0.85:
+        return "$2b$12$" + "".join(rng.choices(BCRYPT64, k=53))
+    if kind < 0.95:
+        return "scrypt:32768:8:1$" + "".join(rng.choices(B64[:62], k=16)) + "$" + rng.randbytes(64).hex()
+    if kind < 0.9995:
+        return "pbkdf2:sha256:600000$" + "".join(rng.choices(B64[:62], k=16)) + "$" + rng.randbytes(32).hex()
+    return "$2b$12$truncated"
 
 
 def phone(rng: random.Random) -> str:
@@ -68,7 +94,8 @@ def name(rng: random.Random) -> str:
     return f"{rng.choice(ROMAJI).title()} {rng.choice(ROMAJI).title()}"
 
 
-def generate(rows: int, out, seed: int = 20261126, natives: int = 20000, contracts: int | None = None):
+def generate(rows: int, out, seed: int = 20261126, natives: int = 20000, contracts: int | None = None,
+             portal: str | None = None):
     rng = random.Random(seed)
     contracts = contracts or max(8, min(8000, rows // 150))
     parents = max(2, contracts // 4)
@@ -82,14 +109,16 @@ def generate(rows: int, out, seed: int = 20261126, natives: int = 20000, contrac
     recent_child_logins: list[str] = []
     last_row = None
     for n in range(rows):
-        is_parent = rng.random() < 0.25
+        is_parent = rng.random() < 0.25 if portal is None else portal == "business"
         ecid = rng.choice(parent_ids) if is_parent else rng.choice(child_ids)
         parent = "" if is_parent else parent_of[ecid]
         local = f"{rng.choice(ROMAJI)}.{n}"
         domain = rng.choice(DOMAINS)
         login_id = f"{local}@{domain}"
         r = rng.random()
-        if is_parent and r < 0.015:
+        if portal is not None:
+            pass  # the portal's own users: nothing to collide with yet
+        elif is_parent and r < 0.015:
             login_id = f"native{rng.randrange(natives)}@example.co.jp"  # taken by a native user
             if rng.random() < 0.02:
                 login_id = login_id.upper()
@@ -106,8 +135,11 @@ def generate(rows: int, out, seed: int = 20261126, natives: int = 20000, contrac
             email = email.replace(local, local.title(), 1)
         admin = rng.choice(("1", "0", "0", "0", "true", "FALSE", "yes", "no", "")) if rng.random() < 0.3 \
             else "0"
-        pw = "$2b$12$" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./")
-                                 for _ in range(53)) if rng.random() < 0.3 else ""
+        if portal is not None:
+            pw = portal_hash(rng)
+        else:
+            pw = "$2b$12$" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./")
+                                     for _ in range(53)) if rng.random() < 0.3 else ""
         row = [login_id, email, name(rng), phone(rng), ecid.upper() if rng.random() < 0.02 else ecid,
                parent, names[ecid], admin, pw, rng.choice(("営業部", "情報システム部", "", "総務部"))]
         bad = rng.random()
@@ -131,12 +163,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=20261126)
     ap.add_argument("--natives", type=int, default=20000, help="native Business Portal users to collide with")
     ap.add_argument("--encoding", default="utf-8", choices=("utf-8", "utf-8-sig", "cp932"))
+    ap.add_argument("--portal", choices=("business", "sdpf"), default=None,
+                    help="write a portal's own users (import-portal-users) instead of a legacy export")
     args = ap.parse_args(argv)
     if args.out == "-":
-        generate(args.rows, sys.stdout, args.seed, args.natives)
+        generate(args.rows, sys.stdout, args.seed, args.natives, portal=args.portal)
         return
     with open(args.out, "w", encoding=args.encoding, newline="") as fh:
-        generate(args.rows, fh, args.seed, args.natives)
+        generate(args.rows, fh, args.seed, args.natives, portal=args.portal)
 
 
 if __name__ == "__main__":

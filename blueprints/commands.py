@@ -15,6 +15,15 @@ from accounts.db import database
 from blueprints.extensions import mail
 
 
+def csv_import_options(command):
+    """The arguments every CSV import takes (migrate-legacy, import-portal-users, import-services):
+    the file, ``--dry-run`` and ``--report``."""
+    command = click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+                           help="Write the per-row report (CSV, UTF-8) here.")(command)
+    command = click.option("--dry-run", is_flag=True, help="Run every rule, write nothing.")(command)
+    return click.argument("csv_path", type=click.Path(dir_okay=False))(command)
+
+
 def register_commands(app: Flask) -> None:
     """Add every command to ``app.cli``, then wrap them all (those that blueprints registered before
     included) so that they refuse to run on a database without the current schema."""
@@ -75,13 +84,28 @@ def register_commands(app: Flask) -> None:
                         once=once, say=click.echo, warn=lambda line: click.echo(line, err=True))
 
     @app.cli.command("migrate-legacy")
-    @click.argument("csv_path", type=click.Path(dir_okay=False))
-    @click.option("--dry-run", is_flag=True, help="Run every rule, write nothing.")
-    @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-                  help="Write the per-row report (CSV, UTF-8) here.")
+    @csv_import_options
     def migrate_legacy(csv_path, dry_run, report_path):
         """Import a legacy Login Portal export into the two portals (SPEC 4)."""
         from accounts.migration import command
+
+        sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
+
+    @app.cli.command("import-portal-users")
+    @csv_import_options
+    @click.option("--portal", type=click.Choice(["business", "sdpf"]), required=True,
+                  help="The portal these users already belong to.")
+    def import_portal_users(csv_path, portal, dry_run, report_path):
+        """Import the users a portal already has (before migrate-legacy: their login IDs stay theirs)."""
+        from accounts.portal_users import command
+
+        sys.exit(command(csv_path, portal, dry_run=dry_run, report_path=report_path))
+
+    @app.cli.command("import-services")
+    @csv_import_options
+    def import_services(csv_path, dry_run, report_path):
+        """Import contracts' services (contract_ecid,service,status) shown on the dashboards (SPEC 12)."""
+        from accounts.services import command
 
         sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
 

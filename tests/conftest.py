@@ -97,6 +97,28 @@ def make_app(_schema):
 
 
 @pytest.fixture
+def empty_database_url(tmp_path):
+    """A database without any table: a new SQLite file, or a new PostgreSQL database beside the
+    suite's when the suite runs on PostgreSQL."""
+    if not TEST_DATABASE_URL.startswith("postgres"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    import psycopg
+
+    from accounts.db import init_database
+
+    base, name = TEST_DATABASE_URL.rsplit("/", 1)
+    fresh = f"{name}_ops_setup"
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{fresh}"')
+    yield f"{base}/{fresh}"
+    init_database(TEST_DATABASE_URL)   # closes the fresh database's connections
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+
+
+@pytest.fixture
 def app(make_app):
     return make_app()
 

@@ -48,7 +48,6 @@ def _page(ecid, *, status=200, rename_error=None, rename_value=None, grant_error
         abort(404)
     return render("admin/contract.html", status=status, info=page, c=page.contract,
                   may_change=scope.may(principal(), scope.CONTRACT_EDIT),
-                  service_status=ct.service_status,
                   rename_error=rename_error,
                   rename_value=page.contract.name if rename_value is None else rename_value,
                   grant_error=grant_error, grant_value=grant_value)

@@ -4,7 +4,6 @@ import time
 
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 
 from accounts import fields, passwords, profile, scope, sessions, signin, tokens, totp
@@ -17,11 +16,6 @@ from blueprints.web import base_url, client_ip, render
 from .auth import MAX_PASSWORD, faq_url_for, password_errors, rules_for
 from .guard import portal_login_required, portal_user
 
-SERVICE_STATES = {
-    "subscribed": _l("Applied"),
-    "in_progress": _l("In progress"),
-    "cancelled": _l("Cancelled"),
-}
 REAUTH = "twostep_reauth_at"
 PROFILE_TOTP = "profile_totp_secret"
 
@@ -32,7 +26,7 @@ def dashboard_view():
     services = list(Service.select().where(Service.contract == user.contract_id).order_by(Service.name))
     from accounts.contracts import help_contacts
 
-    return render("portal/dashboard.html", user=user, services=services, states=SERVICE_STATES,
+    return render("portal/dashboard.html", user=user, services=services,
                   console=scope.role_of(user) is not None, help=help_contacts(user),
                   faq_url=faq_url_for(user.portal))
 

@@ -35,7 +35,11 @@ def test_masked_addresses_keep_enough_to_recognise(email, masked):
 
 @pytest.mark.parametrize("stored,kind", [
     ("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA", "argon2"),
-    ("$2b$04$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "bcrypt"),
+    ("$2b$04$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "bcrypt"),
+    ("$2b$04$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None),    # one character short
+    ("$argon2id$v=19$garbage", None),
+    ("$2b$12$short", None),
+    ("pbkdf2:sha256:600000$salt$not-hex", None),
     ("pbkdf2:sha256:600000$salt$" + "ab" * 32, "werkzeug"),
     ("scrypt:32768:8:1$salt$" + "cd" * 64, "werkzeug"),
     ("sha1$salt$abcdef", None),

@@ -209,6 +209,8 @@ COMMAND_ARGS = {
     "create-staff": ["someone", "--role", "operator"],
     "demo": [],
     "deliver-mail": ["--once"],
+    "import-services": ["{file}"],
+    "import-portal-users": ["{file}", "--portal", "business"],
     "migrate-legacy": ["{file}"],
     "migration-period": [],
     "publish-terms": ["{file}", "--title", "t"],

@@ -47,3 +47,51 @@ def test_db_upgrade_restores_indexes_an_interrupted_import_left_dropped(runner, 
     assert "restored after an interrupted import: index user(portal, login_id_key)" in result.output
     assert any(tuple(m.columns) == ("portal", "login_id_key") for m in database.get_indexes("user"))
     assert User.select().count() == 0
+
+
+def _search_schema():
+    """The search index's part of the schema, as the database describes it."""
+    if is_postgres():
+        indexes = database.execute_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'user' ORDER BY indexname"
+        ).fetchall()
+        extensions = database.execute_sql("SELECT extname FROM pg_extension ORDER BY extname").fetchall()
+        return sorted(i for i in indexes if i[0] in search_index.PG_INDEXES), extensions
+    return database.execute_sql(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name LIKE 'user_search%' ORDER BY name"
+    ).fetchall()
+
+
+def test_upgrading_step_by_step_gives_todays_schema(make_app, empty_database_url):
+    """0002 and 0003 run frozen statements: step by step, each adds what it added when written,
+    and the end equals what accounts.search_index creates today."""
+    from accounts.db import init_database
+    from tests.conftest import TEST_DATABASE_URL
+
+    make_app(DATABASE_URL=empty_database_url)
+    try:
+        with database.connection_context():
+            steps = runner()
+            names = [m.name for m in steps.migrations()]
+            for name in names:
+                assert steps.up(target=name) == [name]
+                if name == "0002_search_index":
+                    after_0002 = _search_schema()
+            if is_postgres():
+                created = {n for n, _sql in after_0002[0]}
+                assert created == {f"user_{c}_trgm" for c in search_index.SEARCH_COLUMNS}  # no covering ones
+                assert ("pg_trgm",) in after_0002[1]
+            else:
+                assert {r[1] for r in after_0002} >= {"user_search", *search_index.SQLITE_TRIGGERS}
+            upgraded = _search_schema()
+            diff = diff_models(database.obj, ALL_MODELS)
+            diff = diff._replace(drop_indexes=[i for i in diff.drop_indexes
+                                               if i.name not in search_index.PG_INDEXES])
+            assert not diff, f"models and migrations differ:\n{diff}"
+
+            search_index.drop()
+            search_index.create()      # what today's code creates
+            assert _search_schema() == upgraded
+            assert pending() == []
+    finally:
+        init_database(TEST_DATABASE_URL)

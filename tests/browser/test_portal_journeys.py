@@ -57,7 +57,7 @@ def _deliver_and_read(app, smtp_server, count):
 
 def test_business_first_login_with_mail_otp_in_chromium(served, smtp_app, smtp_server, browser_page, shots):
     contract = gen_contract(name="直販 ひかり工業株式会社")
-    Service.create(contract=contract, name="Smart Data Platform", state="subscribed")
+    Service.create(contract=contract, name="Smart Data Platform", status="お申し込み済み")
     gen_user(contract, login_id="sample@ntt.com_ecid1000000001", email="sample@example.jp",
              name="佐藤\u3000一郎", phone="0312345678", legacy=True, legacy_login_id="sample@ntt.com")
     page = browser_page
@@ -117,7 +117,7 @@ def test_business_first_login_with_mail_otp_in_chromium(served, smtp_app, smtp_s
 def test_sdpf_first_login_with_totp_in_chromium(served, smtp_app, smtp_server, browser_page, shots):
     parent = gen_contract(name="サンプルパートナー株式会社")
     child = gen_contract(parent=parent, name="子契約 あおば物流株式会社")
-    Service.create(contract=child, name="Smart Data Platform", state="subscribed")
+    Service.create(contract=child, name="Smart Data Platform", status="お申し込み済み")
     gen_user(child, login_id="aoba-user1", email="aoba1@example.jp", legacy=True)
     page = browser_page
     page.goto(served.url + "/sdpf/")

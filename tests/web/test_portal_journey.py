@@ -18,7 +18,7 @@ def app(make_app):
 def test_business_first_login_with_mail_otp_reaches_the_dashboard(client, db):
     ensure_terms()
     contract = gen_contract()
-    Service.create(contract=contract, name="Smart Data Platform", state="subscribed")
+    Service.create(contract=contract, name="Smart Data Platform", status="お申し込み済み")
     user = gen_user(contract, login_id="sample@ntt.com_ecid1", email="Sample@Example.jp",
                     name="佐藤\u3000一郎", phone="0312345678", legacy=True)
     p = Portal(client, "business")
@@ -65,7 +65,7 @@ def test_sdpf_first_login_with_totp_and_backup_codes(client, db):
     ensure_terms()
     parent = gen_contract()
     child = gen_contract(parent=parent)
-    Service.create(contract=child, name="Smart Data Platform", state="subscribed")
+    Service.create(contract=child, name="Smart Data Platform", status="お申し込み済み")
     user = gen_user(child, login_id="aoba-user1", email="aoba1@example.jp", legacy=True)
     p = Portal(client, "sdpf")
     r = p.get("/")

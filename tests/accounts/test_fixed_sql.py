@@ -1,0 +1,63 @@
+"""db.first_row and db.insert_row give what peewee's get_or_none and create give (SQLite and
+PostgreSQL): the same fields, converted the same way, defaults filled, ids from the database."""
+import datetime
+
+from accounts import audit
+from accounts.db import first_row, insert_row
+from accounts.models import AuditEntry, MigrationPeriod, TermsVersion, User, WebSession
+from tests.helpers import gen_contract, gen_user
+
+
+def _fields(row):
+    return {f.name: getattr(row, f.name if not hasattr(f, "rel_model") else f.name + "_id")
+            for f in type(row)._meta.sorted_fields}
+
+
+def test_first_row_equals_get_or_none_for_a_wide_row(db):
+    user = gen_user(gen_contract(), login_id="Yamada.Taro", email="taro@example.jp")
+    User.update(last_login_at=datetime.datetime(2026, 11, 26, 10, 0, 0, 123456)).where(
+        User.id == user.id).execute()
+    expected = User.get_or_none(User.id == user.id)
+    got = first_row(User, '"portal" = ? AND "login_id_key" = ?', user.portal, "yamada.taro")
+    assert got is not None and type(got) is User
+    assert _fields(got) == _fields(expected)
+    assert isinstance(got.last_login_at, datetime.datetime)
+    assert got.last_login_at.microsecond == 123456
+    assert got.contract.id == user.contract_id  # the foreign key still resolves
+
+
+def test_first_row_none_order_and_reuse(db):
+    assert first_row(User, '"id" = ?', 987654) is None
+    assert first_row(MigrationPeriod, '"id" = 1') is None
+    now = datetime.datetime(2026, 11, 1)
+    for n in (1, 3, 2):
+        TermsVersion.create(version=n, title=f"v{n}", body="b", published_at=now)
+    newest = first_row(TermsVersion, '"published_at" <= ?', TermsVersion.published_at.db_value(now),
+                       order_by='"version" DESC')
+    assert newest.version == 3 and newest.title == "v3"
+    oldest = first_row(TermsVersion, '"published_at" <= ?', TermsVersion.published_at.db_value(now),
+                       order_by='"version"')
+    assert oldest.version == 1  # the order is part of the cached text's key
+
+
+def test_insert_row_equals_create(db):
+    user = gen_user(gen_contract())
+    entry = audit.record(user, "signin_completed", target_user=user, ip="192.0.2.1", detail="x")
+    assert entry.id is not None
+    stored = AuditEntry.get_by_id(entry.id)
+    assert _fields(stored) == _fields(entry)
+    assert stored.at is not None and stored.target_contract_id == user.contract_id
+    assert stored.actor_kind == "user" and stored.actor_label == f"{user.portal}:{user.login_id}"
+    second = audit.record(None, "other")
+    assert second.id > entry.id and AuditEntry.get_by_id(second.id).actor_label == "system"
+
+
+def test_insert_row_fills_defaults_and_can_be_saved_again(db):
+    row = insert_row(WebSession, key_hash="k" * 64, principal="u:1", data="{}")
+    stored = WebSession.get_by_id(row.id)
+    assert stored.signed_in is False and stored.ip == "" and stored.user_agent == ""
+    assert isinstance(stored.created_at, datetime.datetime) and stored.created_at == row.created_at
+    row.data = '{"a": 1}'
+    row.save()
+    assert WebSession.get_by_id(row.id).data == '{"a": 1}'
+    assert WebSession.select().count() == 1
