@@ -1,7 +1,7 @@
 """Bulk corrections by CSV (SPEC 14): a file of corrections checked against the console's rules,
 kept in the database as a preview, then applied row by row with the console's own function.
 
-- ``read_file`` decides the encoding as the legacy import does (accounts.migration: BOM -> UTF-8,
+- ``read_file`` decides the encoding as the legacy import does (accounts.legacy_import: BOM -> UTF-8,
   else strict UTF-8, else CP932) and refuses a whole file that cannot be used, with one reason
   (``FileRefused``): nothing is written then.
 - ``preview`` finds each row's user in the principal's scope (a user outside it is "not found",
@@ -36,7 +36,7 @@ from peewee import fn
 from . import audit, console, scope
 from .clock import utcnow
 from .db import database
-from .migration import UnreadableFile, detect_encoding
+from .legacy_import import UnreadableFile, detect_encoding
 from .models import PORTALS, BulkRow, BulkUpload, User
 
 MAX_BYTES = 10 * 1024 * 1024

@@ -2,7 +2,7 @@
 the portal's profile, the console's corrections, the legacy pop-up and staff accounts.
 
 (The legacy import is deliberately more lenient about e-mail addresses: it takes the legacy data as
-it was, see ``accounts.migration.is_valid_email``; its login-ID rule is ``login_id_problem(...,
+it was, see ``accounts.legacy_import.rules.is_valid_email``; its login-ID rule is ``login_id_problem(...,
 imported=True)``.) The phone rule has its own module, accounts/phones.py.
 """
 import re

@@ -1,7 +1,7 @@
 """Importing the users who already exist in the new portals (SPEC 12): ``import-portal-users``.
 
 The file has the legacy export's columns (plus an optional ``password_hash``) and goes through the
-legacy import's machinery in accounts.migration: the same reading (encodings, lines), row rules
+legacy import's machinery in accounts.legacy_import: the same reading (encodings, lines), row rules
 (``parse_row``), contracts from the whole file, batches of one transaction each, bulk load with
 suspended indexes, dry run inside a rolled-back transaction, report and exit codes. What differs:
 
@@ -23,18 +23,18 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from . import migration
-from .migration import (
+from . import legacy_import
+from .legacy_import import (
     REJECTED,
     SKIPPED,
+    ImportRun,
     LegacyRow,
     RowError,
-    _in_chunks,
-    _param,
-    _Run,
     apply_contracts,
     collect_contracts,
+    in_chunks,
     phone_for,
+    placeholder,
 )
 from .models import BUSINESS, ORIGIN_LEGACY, ORIGIN_NATIVE, PORTALS, SDPF
 from .passwords import hash_format
@@ -73,7 +73,7 @@ class PortalLookups:
         self.known: dict[str, int] | None = None
         if in_memory:
             self.known = {}
-            cursor.execute(f'SELECT login_id_key, id FROM "user" WHERE portal = {_param()}', [portal])
+            cursor.execute(f'SELECT login_id_key, id FROM "user" WHERE portal = {placeholder()}', [portal])
             while chunk := cursor.fetchmany(50000):
                 self.known.update(chunk)
 
@@ -96,10 +96,10 @@ class PortalLookups:
                 ask.append(key)
         if ask:
             if self.known is None:
-                result = _in_chunks(self.cursor, self._SELECT + f"u.portal = {_param()} AND {{cond}}",
+                result = in_chunks(self.cursor, self._SELECT + f"u.portal = {placeholder()} AND {{cond}}",
                                     "u.login_id_key", sorted(ask), (self.portal,))
             else:
-                result = _in_chunks(self.cursor, self._SELECT + "{cond}", "u.id",
+                result = in_chunks(self.cursor, self._SELECT + "{cond}", "u.id",
                                     sorted(self.known[k] for k in ask))
             for key, login_id, phone, origin, ecid in result:
                 found[key] = Found(False, None, login_id, phone, origin, ecid)
@@ -112,7 +112,7 @@ class PortalLookups:
             self.claimed[key] = line
 
 
-class PortalWriter(migration.Writer):
+class PortalWriter(legacy_import.Writer):
     """Users only (no legacy record), with their password and first login when a hash is given."""
 
     def write(self, new):
@@ -137,7 +137,7 @@ class PortalWriter(migration.Writer):
             [(total, done, cid) for cid, (total, done) in sorted(counts.items())])
 
 
-class _PortalRun(_Run):
+class _PortalRun(ImportRun):
     DONE = IMPORTED
 
     def __init__(self, portal, *args):
@@ -191,7 +191,7 @@ class _PortalRun(_Run):
 
 
 class PortalUsersImport:
-    """The import of one portal's users, plugged into ``migration.run``."""
+    """The import of one portal's users, plugged into ``legacy_import.run``."""
 
     verb = IMPORTED
 
@@ -215,11 +215,11 @@ class PortalUsersImport:
 
 
 def run(csv_path, portal: str, dry_run: bool = False, report_path=None, progress_factory=None):
-    return migration.run(csv_path, dry_run=dry_run, report_path=report_path,
+    return legacy_import.run(csv_path, dry_run=dry_run, report_path=report_path,
                          progress_factory=progress_factory, kind=PortalUsersImport(portal))
 
 
 def command(csv_path, portal: str, dry_run: bool = False, report_path=None) -> int:
     """``flask --app app import-portal-users``: 0 processed, 1 unreadable (nothing written)."""
-    return migration.command(csv_path, dry_run=dry_run, report_path=report_path,
+    return legacy_import.command(csv_path, dry_run=dry_run, report_path=report_path,
                              kind=PortalUsersImport(portal))

@@ -1,7 +1,7 @@
 """Contracts' services from the operator's file (SPEC 12, ``flask --app app import-services``): the
 row rules, the run and the command.
 
-The file is read like the legacy export (accounts/migration.py: encoding, header, physical line
+The file is read like the legacy export (accounts/legacy_import/: encoding, header, physical line
 numbers, ECIDs, report file and exit statuses are that module's, called from here): columns
 ``contract_ecid,service,status`` in any order, extra columns ignored. Per row:
 
@@ -33,13 +33,13 @@ from . import audit
 from .csvsafe import SafeWriter
 from .db import database, is_postgres
 from .fields import holds_control_characters
-from .migration import (
+from .legacy_import import (
     MAX_ERRORS_SHOWN,
     RowError,
     UnreadableFile,
-    _in_chunks,
     check_report_path,
     echo_rejected,
+    in_chunks,
     normalize_ecid,
     open_source,
 )
@@ -161,17 +161,17 @@ class _Store:
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.SEEN}")
 
     def contract_ids(self, ecids: list[str]) -> dict[str, int]:
-        return dict(_in_chunks(self.cursor, "SELECT ecid, id FROM contract WHERE {cond}", "ecid", ecids))
+        return dict(in_chunks(self.cursor, "SELECT ecid, id FROM contract WHERE {cond}", "ecid", ecids))
 
     def current(self, contract_ids: list[int]) -> dict[tuple[int, str], tuple[int, str]]:
         """(contract id, service) -> (service id, status) for every service of these contracts."""
         sql = 'SELECT contract_id, name, id, status FROM "service" WHERE {cond}'
         return {(cid, name): (sid, status)
-                for cid, name, sid, status in _in_chunks(self.cursor, sql, "contract_id", contract_ids)}
+                for cid, name, sid, status in in_chunks(self.cursor, sql, "contract_id", contract_ids)}
 
     def seen(self, contract_ids: list[int]) -> dict[tuple[int, str], int]:
         sql = f"SELECT contract_id, name, line FROM {self.SEEN} WHERE {{cond}}"
-        return {(cid, name): line for cid, name, line in _in_chunks(self.cursor, sql, "contract_id",
+        return {(cid, name): line for cid, name, line in in_chunks(self.cursor, sql, "contract_id",
                                                                      contract_ids)}
 
     def write(self, inserts: list[tuple[int, str, str]], updates: list[tuple[str, int]],

@@ -37,9 +37,9 @@ def main():
     args = ap.parse_args()
 
     import argon2
+    import portal_signin
     from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-    import portal_signin
     from app import create_app
 
     db_path = f"{tempfile.mkdtemp(prefix='signin-overhead-')}/bench.db"

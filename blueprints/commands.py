@@ -31,7 +31,7 @@ def register_commands(app: Flask) -> None:
     @app.cli.command("db-upgrade")
     def db_upgrade():
         """Apply pending schema migrations."""
-        from accounts.migration import recover_interrupted_run
+        from accounts.legacy_import import recover_interrupted_run
         from accounts.schema import upgrade
 
         applied = upgrade()
@@ -87,7 +87,7 @@ def register_commands(app: Flask) -> None:
     @csv_import_options
     def migrate_legacy(csv_path, dry_run, report_path):
         """Import a legacy Login Portal export into the two portals (SPEC 4)."""
-        from accounts.migration import command
+        from accounts.legacy_import import command
 
         sys.exit(command(csv_path, dry_run=dry_run, report_path=report_path))
 

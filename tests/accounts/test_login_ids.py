@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts import console, fields, legacy, migration, staff
+from accounts import console, fields, legacy, staff
+from accounts import legacy_import as migration
 from accounts.demo import load_demo
 from accounts.models import Staff, User
 from tests.helpers import gen_contract, gen_user

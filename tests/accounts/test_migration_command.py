@@ -3,8 +3,9 @@ import csv
 
 import pytest
 
-from accounts import migration
+from accounts import legacy_import
 from accounts.db import database, is_postgres
+from accounts.legacy_import import import_run
 from accounts.models import BUSINESS, ORIGIN_LEGACY, SDPF, Contract, LegacyAccount, User
 from tests.helpers import gen_contract, gen_user
 
@@ -27,7 +28,7 @@ ROWS = [
 def mode(request, monkeypatch):
     """Every end-to-end test runs both ways: indexes kept (small files) and suspended (big files)."""
     if request.param == "bulk load":
-        monkeypatch.setattr(migration, "SUSPEND_INDEX_MIN_ROWS", 1)
+        monkeypatch.setattr(import_run, "SUSPEND_INDEX_MIN_ROWS", 1)
     return request.param
 
 
@@ -256,12 +257,12 @@ def test_a_run_killed_mid_way_and_run_again_equals_one_clean_run(db, runner, tmp
     rows[7][0] = "user1@example.jp"          # a conflict with an earlier row of the file (other contract)
     rows[9] = list(rows[4])                  # a duplicate
     path = write_csv(tmp_path / "users.csv", rows)
-    monkeypatch.setattr(migration, "BATCH_SIZE", 3)
+    monkeypatch.setattr(import_run, "BATCH_SIZE", 3)
     assert migrate(runner, path).exit_code == 0
     clean = snapshot()
 
     _forget_imported_users()
-    real_write, calls = migration.Writer.write, []
+    real_write, calls = legacy_import.Writer.write, []
 
     def dying_write(self, new):
         calls.append(1)
@@ -269,12 +270,12 @@ def test_a_run_killed_mid_way_and_run_again_equals_one_clean_run(db, runner, tmp
             raise RuntimeError("killed")
         return real_write(self, new)
 
-    monkeypatch.setattr(migration.Writer, "write", dying_write)
+    monkeypatch.setattr(legacy_import.Writer, "write", dying_write)
     result = migrate(runner, path)
     assert result.exit_code == 1 and "run the same command again to resume" in result.output
     assert LegacyAccount.select().count() == User.select().count() == 6   # whole batches only
     assert sum(c.users_total for c in Contract.select()) == 6
-    monkeypatch.setattr(migration.Writer, "write", real_write)
+    monkeypatch.setattr(legacy_import.Writer, "write", real_write)
     result = migrate(runner, path, report=tmp_path / "resumed.csv")
     assert result.exit_code == 0
     assert snapshot() == clean
@@ -341,7 +342,7 @@ def test_a_bulk_load_puts_the_foreign_keys_back_and_a_killed_one_is_repaired(db,
                                                                             monkeypatch):
     if not is_postgres():
         pytest.skip("PostgreSQL drops its foreign keys during a bulk load; SQLite keeps them")
-    monkeypatch.setattr(migration, "SUSPEND_INDEX_MIN_ROWS", 1)
+    monkeypatch.setattr(import_run, "SUSPEND_INDEX_MIN_ROWS", 1)
     before = _foreign_keys()
     assert len(before) == 2
     path = write_csv(tmp_path / "users.csv", ROWS)
@@ -360,12 +361,12 @@ def test_a_batch_that_fails_while_the_next_is_checked_stops_the_run_with_whole_b
     """PostgreSQL bulk loads write each batch from a thread while the next batch is checked."""
     if not is_postgres():
         pytest.skip("SQLite writes its batches on the main thread")
-    monkeypatch.setattr(migration, "SUSPEND_INDEX_MIN_ROWS", 1)
-    monkeypatch.setattr(migration, "BATCH_SIZE", 3)
+    monkeypatch.setattr(import_run, "SUSPEND_INDEX_MIN_ROWS", 1)
+    monkeypatch.setattr(import_run, "BATCH_SIZE", 3)
     rows = [[f"user{i}@example.jp", f"user{i}@example.jp", f"利用者 {i}", "0312345678", P, "", "契約", "0",
              ""] for i in range(12)]
     path = write_csv(tmp_path / "users.csv", rows)
-    real_copy_in, calls = migration.Writer.copy_in, []
+    real_copy_in, calls = legacy_import.Writer.copy_in, []
 
     def failing_copy_in(self, cursor, batch):
         calls.append(1)
@@ -373,11 +374,11 @@ def test_a_batch_that_fails_while_the_next_is_checked_stops_the_run_with_whole_b
             raise RuntimeError("disk full")
         return real_copy_in(self, cursor, batch)
 
-    monkeypatch.setattr(migration.Writer, "copy_in", failing_copy_in)
+    monkeypatch.setattr(legacy_import.Writer, "copy_in", failing_copy_in)
     result = migrate(runner, path, report=tmp_path / "report.csv")
     assert result.exit_code == 1 and "RuntimeError: disk full" in result.output
     assert User.select().count() == LegacyAccount.select().count() == 3
     assert [r["line"] for r in read_report(tmp_path / "report.csv")] == ["2", "3", "4"]
-    monkeypatch.setattr(migration.Writer, "copy_in", real_copy_in)
+    monkeypatch.setattr(legacy_import.Writer, "copy_in", real_copy_in)
     assert migrate(runner, path).exit_code == 0
     assert User.select().count() == 12 and sum(c.users_total for c in Contract.select()) == 12

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts.migration import (
+from accounts.legacy_import import (
     DEFAULT_PHONE,
     FileContract,
     RowError,

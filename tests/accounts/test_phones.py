@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts import console, identity, legacy, migration, phones
+from accounts import console, identity, legacy, phones
+from accounts import legacy_import as migration
 from tests.helpers import gen_contract, gen_user
 
 # typed -> (its digits, what a correction stores, whether a correction accepts it)

@@ -4,8 +4,9 @@ import bcrypt
 import pytest
 from werkzeug.security import generate_password_hash
 
-from accounts import migration, portal_users
+from accounts import portal_users
 from accounts.db import database
+from accounts.legacy_import import import_run
 from accounts.models import BUSINESS, ORIGIN_LEGACY, ORIGIN_NATIVE, SDPF, Contract, LegacyAccount, User
 from accounts.passwords import hasher
 from tests.accounts.test_migration_command import HEADER, read_report, write_csv
@@ -38,7 +39,7 @@ def business_rows():
 def mode(request, monkeypatch):
     """Every end-to-end test runs both ways: indexes kept (small files) and suspended (big files)."""
     if request.param == "bulk load":
-        monkeypatch.setattr(migration, "SUSPEND_INDEX_MIN_ROWS", 1)
+        monkeypatch.setattr(import_run, "SUSPEND_INDEX_MIN_ROWS", 1)
     return request.param
 
 
@@ -192,7 +193,7 @@ def test_a_run_killed_mid_way_and_run_again_equals_one_clean_run(db, runner, tmp
              "契約", "0", HASHES["argon2"](PASSWORD) if i % 2 else ""] for i in range(12)]
     rows[9] = list(rows[4])                  # a duplicate
     path = write_csv(tmp_path / "users.csv", rows)
-    monkeypatch.setattr(migration, "BATCH_SIZE", 3)
+    monkeypatch.setattr(import_run, "BATCH_SIZE", 3)
     assert import_users(runner, path).exit_code == 0
     clean = snapshot()
 
