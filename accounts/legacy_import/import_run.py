@@ -1,5 +1,10 @@
 """One import run: the passes over the file, each row's decision (migrated / skipped /
-rejected), the report, the dry run (the same code, rolled back) and the ``Summary``."""
+rejected), the report, the dry run (the same code, rolled back) and the ``Summary``.
+
+Over 400 lines on purpose: the run's two ways (per-batch transactions, or a bulk load with the
+indexes suspended and, on PostgreSQL, batches written by a thread) share every decision and the
+report's order, and read best in one place; the rules, the reading, the writers and the index
+handling are in the package's other modules."""
 from __future__ import annotations
 
 import collections
