@@ -25,10 +25,12 @@ import dataclasses
 
 from . import legacy_import
 from .legacy_import import (
-    REJECTED,
     SKIPPED,
+    Batch,
+    Candidate,
     ImportRun,
     LegacyRow,
+    ReportRow,
     RowError,
     apply_contracts,
     collect_contracts,
@@ -162,32 +164,34 @@ class _PortalRun(ImportRun):
         if row.password_hash is not None and hash_format(row.password_hash) is None:
             raise RowError("password_hash", "not an argon2, bcrypt or Werkzeug password hash")
 
-    def _decide(self, line, row: LegacyRow, contract, existing, claimed, _taken, new, skipped):
+    def _decide(self, item: Candidate, batch: Batch) -> ReportRow:
+        line, row, contract = item
         key = row.pair[0]
-        found = existing.get(key)
-        first = claimed.get(key)
+        found = batch.existing.get(key)
+        first = batch.claimed.get(key)
         if first is None and found is not None and found.this_run:
             first = found.line
         if first is not None:
-            return (line, REJECTED, row.login_id, "", row.phone, "",
-                    f"login_id: duplicate of line {first} (login IDs are unique in a portal, "
-                    "ignoring case)")
+            return ReportRow.rejected(line, row.login_id, row.phone,
+                                      f"login_id: duplicate of line {first} (login IDs are unique in a "
+                                      "portal, ignoring case)")
         if found is not None:
             if found.origin != ORIGIN_LEGACY and found.contract_ecid == row.contract_ecid:
-                claimed[key] = line
-                skipped.append((key, line))
-                return (line, SKIPPED, row.login_id, found.login_id, row.phone, found.phone, "")
+                batch.claimed[key] = line
+                batch.skipped.append((key, line))
+                return ReportRow(line, SKIPPED, row.login_id, found.login_id, row.phone, found.phone)
             held = ("a user migrated from the legacy portal (run import-portal-users before "
                     "migrate-legacy)" if found.origin == ORIGIN_LEGACY
                     else f"a user of contract {found.contract_ecid}")
-            return (line, REJECTED, row.login_id, "", row.phone, "",
-                    f"login_id: {found.login_id!r} exists in the {self.portal} portal: {held}")
-        claimed[key] = line
+            return ReportRow.rejected(
+                line, row.login_id, row.phone,
+                f"login_id: {found.login_id!r} exists in the {self.portal} portal: {held}")
+        batch.claimed[key] = line
         phone = phone_for(self.portal, row.phone)
-        new.append((line, row, contract, row.login_id, phone))
+        batch.new.append((line, row, contract, row.login_id, phone))
         self.summary.with_password += row.password_hash is not None
-        return (line, IMPORTED, row.login_id, row.login_id, row.phone, phone,
-                "phone: changed by the phone rule" if phone != row.phone else "")
+        return ReportRow(line, IMPORTED, row.login_id, row.login_id, row.phone, phone,
+                         "phone: changed by the phone rule" if phone != row.phone else "")
 
 
 class PortalUsersImport:

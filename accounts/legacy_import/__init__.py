@@ -37,6 +37,8 @@ from .contracts import (  # noqa: F401
 )
 from .import_run import (  # noqa: F401
     MAX_ERRORS_SHOWN,
+    Batch,
+    Candidate,
     ImportRun,
     LegacyImport,
     Summary,
@@ -62,6 +64,7 @@ from .rules import (  # noqa: F401
     REQUIRED_COLUMNS,
     SKIPPED,
     LegacyRow,
+    ReportRow,
     RowError,
     apply_phone_rule,
     assign_login_id,

@@ -15,6 +15,7 @@ import gc
 import operator
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ..clock import utcnow
 from ..db import database, is_postgres
@@ -22,11 +23,11 @@ from .contracts import ResolvedContract, apply_contracts, collect_contracts
 from .indexes import bulk_indexes_suspended, create_indexes, recover_interrupted_run
 from .rules import (
     MIGRATED,
-    REJECTED,
     REPORT_COLUMNS,
     REQUIRED_COLUMNS,
     SKIPPED,
     LegacyRow,
+    ReportRow,
     RowError,
     assign_login_id,
     parse_row,
@@ -65,6 +66,27 @@ class Summary:
 
 
 MAX_ERRORS_SHOWN = 20
+
+
+class Candidate(NamedTuple):
+    """A row that passed the row rules, waiting for its batch's database rules (``_decide``)."""
+
+    line: int
+    row: LegacyRow
+    contract: ResolvedContract
+
+
+@dataclasses.dataclass(slots=True)
+class Batch:
+    """What one batch's decisions read and add to: the lookups' answers for its rows
+    (``existing`` pairs, ``taken`` login IDs per portal), the pairs claimed so far in this batch
+    (-> line), the rows to write and the already-migrated pairs seen (``skipped``)."""
+
+    existing: dict
+    taken: dict
+    claimed: dict = dataclasses.field(default_factory=dict)
+    new: list = dataclasses.field(default_factory=list)
+    skipped: list = dataclasses.field(default_factory=list)
 
 
 class ImportRun:
@@ -119,7 +141,7 @@ class ImportRun:
                 self.writer.pipe = None
 
     def _rows(self, transaction: Callable):
-        items: list = []  # in file order: report tuples (final) or (line, LegacyRow, contract)
+        items: list = []  # in file order: a ReportRow (final) or a Candidate
         # The columns by position (Source.records() makes a dict of every row: slower).
         columns, header_width = self.source.columns, self.source.header_width
         width = max(columns.values()) + 1
@@ -144,14 +166,14 @@ class ImportRun:
     def _check(self, line: int, fields):
         """Row-level rules (no database): a final rejected report row, or a candidate."""
         if isinstance(fields, str):  # more fields than the header
-            return (line, REJECTED, "", "", "", "", fields)
+            return ReportRow.rejected(line, "", "", fields)
         try:
             row = parse_row(fields)
             self._fits(row)
             contract = self._contract(row)
         except RowError as exc:
-            return (line, REJECTED, fields.get("login_id", ""), "", fields.get("phone", ""), "", str(exc))
-        return (line, row, contract)
+            return ReportRow.rejected(line, fields.get("login_id", ""), fields.get("phone", ""), str(exc))
+        return Candidate(line, row, contract)
 
     def _check_values(self, line: int, values: tuple, password_hash: str | None):
         """_check for a row with every column: its values in REQUIRED_COLUMNS order."""
@@ -162,8 +184,8 @@ class ImportRun:
             if contract is None or contract.error or contract.parent_ecid != row.parent_ecid:
                 contract = self._contract(row)
         except RowError as exc:
-            return (line, REJECTED, values[0], "", values[3], "", str(exc))
-        return (line, row, contract)
+            return ReportRow.rejected(line, values[0], values[3], str(exc))
+        return Candidate(line, row, contract)
 
     def _contract(self, row: LegacyRow) -> ResolvedContract:
         """The row's contract as resolved from the whole file; RowError when the row cannot join it."""
@@ -180,20 +202,13 @@ class ImportRun:
         return contract
 
     def _flush(self, items: list, transaction: Callable):
-        out: list[tuple] = []
-        new: list = []
-        skipped: list = []
+        out: list[ReportRow] = []
         with transaction():
-            existing, taken = self.lookups.batch([it[1] for it in items if len(it) == 3])
-            claimed: dict[tuple[str, str], int] = {}
+            batch = Batch(*self.lookups.batch([it.row for it in items if type(it) is Candidate]))
             for item in items:
-                if len(item) != 3:
-                    out.append(item)
-                    continue
-                line, row, contract = item
-                out.append(self._decide(line, row, contract, existing, claimed, taken, new, skipped))
-            self.writer.write(new)
-            self.lookups.remember(new, skipped)
+                out.append(item if type(item) is ReportRow else self._decide(item, batch))
+            self.writer.write(batch.new)
+            self.lookups.remember(batch.new, batch.skipped)
         if self.writer.pipe is None:
             self._report(out)
         else:  # reported once its batch is committed
@@ -205,51 +220,54 @@ class ImportRun:
             self._report(self.pending.popleft())
             self.reported += 1
 
-    def _report(self, out: list[tuple]):
+    def _report(self, out: list[ReportRow]):
         self.report(out)
         for rec in out:
-            status = rec[1]
-            if status == self.DONE:
+            if rec.status == self.DONE:
                 self.summary.migrated += 1
-                self.summary.login_ids_changed += rec[2] != rec[3]
-                self.summary.phones_changed += rec[4] != rec[5]
-            elif status == SKIPPED:
+                self.summary.login_ids_changed += rec.legacy_login_id != rec.login_id
+                self.summary.phones_changed += rec.legacy_phone != rec.phone
+            elif rec.status == SKIPPED:
                 self.summary.skipped += 1
             else:
                 self.summary.rejected += 1
                 if len(self.summary.errors) < MAX_ERRORS_SHOWN:
-                    self.summary.errors.append(f"{self.source.path}:{rec[0]}: {rec[6]}")
+                    self.summary.errors.append(f"{self.source.path}:{rec.line}: {rec.reason}")
         self.progress(len(out))
 
-    def _decide(self, line, row: LegacyRow, contract, existing, claimed, taken, new, skipped):
-        """The rules that need the database: already migrated, duplicate, login-ID conflict."""
+    def _decide(self, item: Candidate, batch: Batch) -> ReportRow:
+        """The rules that need the database: already migrated, duplicate, login-ID conflict.
+        A row to write goes into ``batch.new``; the batch remembers what it claimed."""
+        line, row, contract = item
         pair = row.pair
-        first = claimed.get(pair)
-        if first is None and pair in existing:
-            found = existing[pair]
+        first = batch.claimed.get(pair)
+        if first is None and pair in batch.existing:
+            found = batch.existing[pair]
             if found.this_run:
                 first = found.line
             else:
-                claimed[pair] = line
-                skipped.append((pair, line))
-                return (line, SKIPPED, row.login_id, found.login_id, row.phone, found.phone, "")
+                batch.claimed[pair] = line
+                batch.skipped.append((pair, line))
+                return ReportRow(line, SKIPPED, row.login_id, found.login_id, row.phone, found.phone)
         if first is not None:
-            return (line, REJECTED, row.login_id, "", row.phone, "",
-                    f"login_id: duplicate of line {first} (same login ID and contract_ecid)")
+            return ReportRow.rejected(
+                line, row.login_id, row.phone,
+                f"login_id: duplicate of line {first} (same login ID and contract_ecid)")
+        taken = batch.taken[row.portal]
         try:
-            login_id = assign_login_id(row.login_id, row.contract_ecid, taken[row.portal])
+            login_id = assign_login_id(row.login_id, row.contract_ecid, taken)
         except RowError as exc:
-            return (line, REJECTED, row.login_id, "", row.phone, "", str(exc))
-        claimed[pair] = line
-        taken[row.portal].add(pair[0] if login_id is row.login_id else login_id.lower())
+            return ReportRow.rejected(line, row.login_id, row.phone, str(exc))
+        batch.claimed[pair] = line
+        taken.add(pair[0] if login_id is row.login_id else login_id.lower())
         phone = phone_for(row.portal, row.phone)
-        new.append((line, row, contract, login_id, phone))
+        batch.new.append((line, row, contract, login_id, phone))
         notes = []
         if login_id != row.login_id:
             notes.append(f"login_id: exists in the {row.portal} portal, changed to {login_id}")
         if phone != row.phone:
             notes.append("phone: changed by the phone rule")
-        return (line, MIGRATED, row.login_id, login_id, row.phone, phone, "; ".join(notes))
+        return ReportRow(line, MIGRATED, row.login_id, login_id, row.phone, phone, "; ".join(notes))
 
 
 class LegacyImport:

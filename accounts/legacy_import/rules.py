@@ -7,6 +7,7 @@ import dataclasses
 import re
 import sys
 from collections.abc import Container, Mapping
+from typing import NamedTuple
 
 from ..models import BUSINESS, SDPF
 from ..phones import normalise_phone_digits
@@ -19,6 +20,22 @@ OPTIONAL_COLUMNS = ("password_hash",)
 
 
 REPORT_COLUMNS = ("line", "status", "legacy_login_id", "login_id", "legacy_phone", "phone", "reason")
+
+
+class ReportRow(NamedTuple):
+    """One line of an import's report (REPORT_COLUMNS, in that order): what became of one row."""
+
+    line: int
+    status: str            # MIGRATED (or the kind's own, e.g. imported) / SKIPPED / REJECTED
+    legacy_login_id: str   # as in the file
+    login_id: str          # as written (with its _<ECID> when changed); "" when rejected
+    legacy_phone: str
+    phone: str
+    reason: str = ""       # "field: why" for a rejected row; notes for a written one
+
+    @classmethod
+    def rejected(cls, line: int, login_id: str, phone: str, reason: str) -> ReportRow:
+        return cls(line, REJECTED, login_id, "", phone, "", reason)
 
 
 MIGRATED = "migrated"
