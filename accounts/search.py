@@ -23,7 +23,7 @@ from peewee import SQL, Expression, NodeList, Table, fn
 
 from . import fields, scope, search_index
 from .clock import utcnow
-from .db import is_postgres
+from .db import database, is_postgres
 from .models import TWOSTEP_METHODS, Contract, User
 
 PAGE_SIZE = 25
@@ -112,34 +112,60 @@ def _common(cond) -> bool:
     return User.select(fn.COUNT(SQL("*"))).from_(probe.alias("probe")).scalar() >= COMMON
 
 
-def _unindexed(cond):
-    """The same condition in a form no index serves (SQLite's unary + disables index use)."""
-    return NodeList((SQL("+"), NodeList((SQL("("), cond, SQL(")")), glue="")), glue="")
-
-
 def _plain(column):
     """The column as an expression no index serves (``col || ''``), on both databases."""
     return column.concat("")
 
 
-def _prefix_conditions(q: str, indexed: bool = True) -> list:
-    """One condition per column the typed prefix may start: index-friendly, or (``indexed=False``)
-    deliberately not, so that a small scope's contract index drives the query instead."""
+def _small_scope_prefix_conditions(q: str, principal) -> list:
+    """One condition per column the typed prefix may start, deliberately in a form no index
+    serves, so that a small scope's contract index drives the query instead."""
     low = q.lower()
-    col = (lambda c: c) if indexed else _plain
-    return [_range(col(User.login_id_key), low), _range(col(User.email_key), low),
-            *_other_prefix_conditions(q, col)]
+    conds = [_range(_plain(User.login_id_key), low), _range(_plain(User.email_key), low),
+             *[_range(_plain(column), value) for column, value in _other_prefix_columns(q)]]
+    if ECID_RE.match(q):
+        # The scope's contracts only: an ECID prefix such as "ecid1" matches every contract.
+        conds.append(User.contract.in_(Contract.select(Contract.id).where(
+            _range(Contract.ecid, low) & scope.contract_condition(principal))))
+    return conds
 
 
-def _other_prefix_conditions(q: str, col=lambda c: c) -> list:
-    """The prefix conditions on the columns without a bucket index: name, phone, ECID."""
-    conds = [_range(col(User.name), q)]
+def _other_prefix_columns(q: str) -> list:
+    """(column, prefix) for name and phone, the columns without a bucket index."""
+    columns = [(User.name, q)]
     phone = _phone_key(q)
     if phone and len(phone) >= max(1, len(re.sub(r"[\s\-()+]", "", q))):
-        conds.append(_range(col(User.phone), phone))
-    if ECID_RE.match(q):
-        conds.append(User.contract.in_(Contract.select(Contract.id).where(_range(Contract.ecid, q.lower()))))
-    return conds
+        columns.append((User.phone, phone))
+    return columns
+
+
+ECID_FEW = 100  # contracts: up to this many, their ids go into the query
+
+
+def _ecid_ids(conds, low: str, backwards: bool, limit: int) -> list[int]:
+    """Users whose contract's ECID starts with ``low``, first ``limit`` in page order.
+
+    Every ECID starts with "ecid" and most with the same digits, so the first characters typed
+    match every contract: then the ids are walked in order and each user's contract looked up
+    (a few rows per page), instead of collecting every matching contract's id for each request
+    (10,000 contracts: 15-25 ms on SQLite). A few contracts: their ids, and their user counters
+    say whether their users are few (the contract index, then sort) or many (ids in order).
+    """
+    rows = list(Contract.select(Contract.id, Contract.users_total).where(_range(Contract.ecid, low))
+                .limit(ECID_FEW + 1).tuples())
+    if not rows:
+        return []
+    if len(rows) > ECID_FEW:
+        cond = fn.EXISTS(Contract.select(SQL("1")).where((Contract.id == User.contract)
+                                                          & _range(Contract.ecid, low)))
+        return _ids(User.select(User.id).where(_all([*conds, cond])), User.id, backwards, limit)
+    cond = User.contract.in_([r[0] for r in rows])
+    if sum(r[1] for r in rows) < COMMON:
+        # id + 0: the contract index, then a sort of the few matches (not a walk over the ids).
+        return _ids(User.select(User.id).where(_all([*conds, cond])), User.id + 0, backwards, limit)
+    # contract_id + 0: ids in order, the contract index kept out of the plan.
+    cond = (User.contract + 0).in_([r[0] for r in rows])
+    return _ids(User.select(User.id).where(_all([*conds, cond])), User.id, backwards, limit)
 
 
 def _bucket():
@@ -148,7 +174,13 @@ def _bucket():
     return Expression(User.id, ">>", SQL(str(search_index.BUCKET_BITS)))
 
 
-def _bucket_query(conds, query: "Query", backwards: bool, limit: int):
+def _bucket_key(column):
+    """The column as the bucket index holds it (PostgreSQL: in the "C" collation, see
+    accounts.search_index.prefix_index_sql)."""
+    return NodeList((column, SQL('COLLATE "C"'))) if is_postgres() else column
+
+
+def _bucket_query(conds, query: "Query", backwards: bool, limit: int, top: int | None):
     """The ids of the first ``limit`` users in page order matching ``conds`` (one of them a prefix
     range on a column of PREFIX_INDEXES), read bucket after bucket from that column's bucket
     index; None when no bucket is left.
@@ -159,7 +191,6 @@ def _bucket_query(conds, query: "Query", backwards: bool, limit: int):
     them, a rare prefix one seek per bucket and its few matches.
     """
     bits = search_index.BUCKET_BITS
-    top = User.select(fn.MAX(User.id)).scalar()
     if top is None:
         return None
     if backwards:
@@ -170,12 +201,15 @@ def _bucket_query(conds, query: "Query", backwards: bool, limit: int):
         return None
     bucket = _bucket()
     order = (bucket.desc(), User.id.desc()) if backwards else (bucket, User.id)
-    return (User.select(User.id).where(_all([*conds, bucket.in_(list(range(first, last + 1)))]))
+    # The buckets as literal numbers (made here, not typed): peewee spends ~20 us building each
+    # bound parameter, and a million users have 245 buckets.
+    buckets = SQL("(" + ",".join(str(b) for b in range(first, last + 1)) + ")")
+    return (User.select(User.id).where(_all([*conds, Expression(bucket, "IN", buckets)]))
             .order_by(*order).limit(limit))
 
 
-def _bucket_ids(conds, query: "Query", backwards: bool, limit: int) -> list[int]:
-    q = _bucket_query(conds, query, backwards, limit)
+def _bucket_ids(conds, query: "Query", backwards: bool, limit: int, top: int | None) -> list[int]:
+    q = _bucket_query(conds, query, backwards, limit, top)
     return [] if q is None else [row[0] for row in q.tuples()]
 
 
@@ -284,7 +318,20 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
 
     First the ids of the page (each strategy picks index-friendly queries, with the scope and the
     filters inside), then one query for those rows with their contracts.
+
+    PostgreSQL plans every query of the search for its own values: psycopg prepares a statement
+    run five times on a connection, and the server may then switch to a generic plan, made
+    without the typed prefix, so with the default estimate of a range (0.5 % of the rows) for
+    "u" as for "user0999" (a plan fit for one of them is hundreds of times too slow for the other).
     """
+    if not is_postgres():
+        return _search(principal, query, page_size)
+    with database.atomic():
+        database.execute_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        return _search(principal, query, page_size)
+
+
+def _search(principal, query: Query, page_size: int) -> Page:
     base = [scope.user_condition(principal), *_filters(query)]
     backwards = query.before is not None and query.after is None
     limit = page_size + 1
@@ -314,7 +361,7 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
             ids = _ids(q, USER_SEARCH.rowid, backwards, limit)
     elif query.q and _small_scope(principal):
         # A few contracts: one pass over the scope's own rows (contract index) checks every column.
-        cond = _prefix_conditions(query.q, indexed=False)
+        cond = _small_scope_prefix_conditions(query.q, principal)
         either = cond[0]
         for c in cond[1:]:
             either = either | c
@@ -325,26 +372,29 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
         # columns makes the planners fall back to scanning everything.
         low = query.q.lower()
         found = set()
+        top = User.select(fn.MAX(User.id)).scalar()
         for column in (User.login_id_key, User.email_key):
-            found.update(_bucket_ids([*base, _range(column, low), *keyset(User.id)], query, backwards, limit))
-        for cond in _other_prefix_conditions(query.q):
+            found.update(_bucket_ids([*base, _range(_bucket_key(column), low), *keyset(User.id)], query,
+                                     backwards, limit, top))
+        for column, value in _other_prefix_columns(query.q):
             # Thousands of matches: walking the ids in order finds a page after a few hundred
             # rows, where the column's index would collect and sort every match first. Few
             # matches: the column's index, since walking ids would read the whole table. The
             # planners guess this badly (SQLite has no statistics, PostgreSQL's histogram is too
-            # coarse for prefixes), so a probe that reads at most COMMON index entries decides.
-            # (Names and phones are not numbered in the order of the export, so the matches of a
-            # common prefix are spread over the ids; login IDs and e-mails use bucket indexes.)
-            common = _common(cond)
-            if is_postgres():
-                q = User.select(User.id).where(_all([*base, cond, *keyset(User.id)]))
-                order = User.id if common else User.id + 0  # id + 0: no ordered walk of the pkey
-                found.update(_ids(q, order, backwards, limit))
-                continue
-            if common:
-                cond = _unindexed(cond)
-            q = User.select(User.id).where(_all([*base, cond, *keyset(User.id)]))
-            found.update(_ids(q, User.id, backwards, limit))
+            # coarse for prefixes, and a generic plan has no prefix at all), so a probe that reads
+            # at most COMMON index entries decides, and each query is written so that it has
+            # only the one plan: the column's index kept out (col || '') or the walk of the
+            # primary key in order kept out (ORDER BY id + 0). (Names and phones are not numbered
+            # in the order of the export, so the matches of a common prefix are spread over the
+            # ids; login IDs and e-mails, which are, use the bucket indexes above.)
+            if _common(_range(column, value)):
+                q = User.select(User.id).where(_all([*base, _range(_plain(column), value), *keyset(User.id)]))
+                found.update(_ids(q, User.id, backwards, limit))
+            else:
+                q = User.select(User.id).where(_all([*base, _range(column, value), *keyset(User.id)]))
+                found.update(_ids(q, User.id + 0, backwards, limit))
+        if ECID_RE.match(query.q):
+            found.update(_ecid_ids([*base, *keyset(User.id)], low, backwards, limit))
         ids = sorted(found, reverse=backwards)[:limit]
     else:
         ids = _ids(User.select(User.id).where(_all([*base, *keyset(User.id)])), User.id, backwards, limit)

@@ -44,10 +44,20 @@ PREFIX_INDEXES = {"user_login_id_key_bucket": "login_id_key", "user_email_key_bu
 
 
 def prefix_index_sql(name: str, postgres: bool) -> str:
-    """The DDL of one of PREFIX_INDEXES (PostgreSQL also stores the id: index-only scans)."""
-    include = " INCLUDE (id)" if postgres else ""  # SQLite: every index entry holds the rowid
-    return (f'CREATE INDEX IF NOT EXISTS {name} ON "user" ((id >> {BUCKET_BITS}), {PREFIX_INDEXES[name]})'
-            f"{include}")
+    """The DDL of one of PREFIX_INDEXES.
+
+    PostgreSQL: the column in the "C" collation, which the search's range names too. Then a
+    prefix range means code-point order whatever the database's collation, and only this index
+    can serve that range: a planner without statistics (just after an import) or with a generic
+    plan cannot take the column's other index and sort every match of "u" instead. It also
+    stores the id (index-only scans). SQLite: every index entry holds the rowid already.
+    """
+    column = PREFIX_INDEXES[name]
+    if postgres:
+        return (f'CREATE INDEX IF NOT EXISTS {name} ON "user" ((id >> {BUCKET_BITS}), {column} COLLATE "C") '
+                f"INCLUDE (id)")
+    return f'CREATE INDEX IF NOT EXISTS {name} ON "user" ((id >> {BUCKET_BITS}), {column})'
+
 
 
 # Indexes of the user table that belong to the search rather than to a model's Meta.indexes.

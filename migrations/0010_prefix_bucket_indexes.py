@@ -12,8 +12,9 @@ SQLITE_UP = (
     'CREATE INDEX IF NOT EXISTS user_email_key_bucket ON "user" ((id >> 12), email_key)',
 )
 POSTGRES_UP = (
-    'CREATE INDEX IF NOT EXISTS user_login_id_key_bucket ON "user" ((id >> 12), login_id_key) INCLUDE (id)',
-    'CREATE INDEX IF NOT EXISTS user_email_key_bucket ON "user" ((id >> 12), email_key) INCLUDE (id)',
+    'CREATE INDEX IF NOT EXISTS user_login_id_key_bucket ON "user" ((id >> 12), login_id_key COLLATE "C") '
+    'INCLUDE (id)',
+    'CREATE INDEX IF NOT EXISTS user_email_key_bucket ON "user" ((id >> 12), email_key COLLATE "C") INCLUDE (id)',
     'DROP INDEX IF EXISTS user_login_prefix_cover',
     'DROP INDEX IF EXISTS user_email_prefix_cover',
 )

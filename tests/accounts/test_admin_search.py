@@ -2,6 +2,7 @@
 import datetime
 
 import pytest
+from peewee import fn
 
 from accounts import scope, search, search_index
 from accounts.clock import utcnow
@@ -186,10 +187,13 @@ TYPED = ["user0990012@example.com", "user0000003@example.co.jp", "sato.taro31@ex
 
 
 @pytest.mark.parametrize("small_scope", [search.SMALL_SCOPE, 0])  # contract index / bucket indexes
-@pytest.mark.parametrize("common", [search.COMMON, 2])  # name and phone: their index / ids in order
-def test_every_typed_prefix_pages_like_the_obvious_query_in_every_scope(db, monkeypatch, small_scope, common):
+@pytest.mark.parametrize("common", [search.COMMON, 2])  # name, phone, ECID: their index / ids in order
+@pytest.mark.parametrize("ecid_few", [search.ECID_FEW, 1])  # ECID: the contracts' ids / a lookup per user
+def test_every_typed_prefix_pages_like_the_obvious_query_in_every_scope(db, monkeypatch, small_scope, common,
+                                                                         ecid_few):
     monkeypatch.setattr(search, "SMALL_SCOPE", small_scope)
     monkeypatch.setattr(search, "COMMON", common)
+    monkeypatch.setattr(search, "ECID_FEW", ecid_few)
     principals = _spread_world()
     prefixes = sorted({word[:k] for word in TYPED for k in range(1, len(word) + 1)})
     for who, principal in principals.items():
@@ -230,8 +234,9 @@ def test_the_bucket_query_is_answered_from_the_bucket_index(db):
     same expression): a change to one without the other shows here, not in a benchmark."""
     _spread_world()
     for name, column in search_index.PREFIX_INDEXES.items():
-        q = search._bucket_query([search._range(getattr(User, column), "user")], search.Query(q="user"),
-                                 False, 26)
+        top = User.select(fn.MAX(User.id)).scalar()
+        cond = search._range(search._bucket_key(getattr(User, column)), "user")
+        q = search._bucket_query([cond], search.Query(q="user"), False, 26, top)
         sql, params = q.sql()
         if is_postgres():
             with database.atomic():
