@@ -24,7 +24,7 @@ from peewee import SQL, Expression, NodeList, Table, fn
 from . import fields, scope, search_index
 from .clock import utcnow
 from .db import database, is_postgres
-from .models import TWOSTEP_METHODS, Contract, User
+from .models import PORTALS, TWOSTEP_METHODS, Contract, User
 
 PAGE_SIZE = 25
 MAX_QUERY = 100
@@ -104,12 +104,7 @@ def _phone_key(q: str) -> str:
 
 
 COMMON = 5000  # about 0.5% of a million users: where walking ids in order wins
-
-
-def _common(cond) -> bool:
-    """Whether a prefix condition matches at least COMMON users (reads at most that many index rows)."""
-    probe = User.select(SQL("1")).where(cond).limit(COMMON)
-    return User.select(fn.COUNT(SQL("*"))).from_(probe.alias("probe")).scalar() >= COMMON
+BUCKET_COMMON = 1000  # login ID, e-mail: from here the bucket index (a seek per bucket) wins
 
 
 def _plain(column):
@@ -142,30 +137,26 @@ def _other_prefix_columns(q: str) -> list:
 ECID_FEW = 100  # contracts: up to this many, their ids go into the query
 
 
-def _ecid_ids(conds, low: str, backwards: bool, limit: int) -> list[int]:
-    """Users whose contract's ECID starts with ``low``, first ``limit`` in page order.
+def _ecid_arm(conds, low: str, contracts: int, users: int):
+    """The page query for users whose contract's ECID starts with ``low`` (``contracts`` of them
+    matched, up to ECID_FEW + 1, holding ``users`` users by their counters), or None.
 
     Every ECID starts with "ecid" and most with the same digits, so the first characters typed
     match every contract: then the ids are walked in order and each user's contract looked up
     (a few rows per page), instead of collecting every matching contract's id for each request
-    (10,000 contracts: 15-25 ms on SQLite). A few contracts: their ids, and their user counters
-    say whether their users are few (the contract index, then sort) or many (ids in order).
+    (10,000 contracts: 15-25 ms on SQLite). A few contracts: their users are few (the contract
+    index, then a sort) or many (ids in order, the contract index kept out: contract_id + 0).
     """
-    rows = list(Contract.select(Contract.id, Contract.users_total).where(_range(Contract.ecid, low))
-                .limit(ECID_FEW + 1).tuples())
-    if not rows:
-        return []
-    if len(rows) > ECID_FEW:
-        cond = fn.EXISTS(Contract.select(SQL("1")).where((Contract.id == User.contract)
-                                                          & _range(Contract.ecid, low)))
-        return _ids(User.select(User.id).where(_all([*conds, cond])), User.id, backwards, limit)
-    cond = User.contract.in_([r[0] for r in rows])
-    if sum(r[1] for r in rows) < COMMON:
-        # id + 0: the contract index, then a sort of the few matches (not a walk over the ids).
-        return _ids(User.select(User.id).where(_all([*conds, cond])), User.id + 0, backwards, limit)
-    # contract_id + 0: ids in order, the contract index kept out of the plan.
-    cond = (User.contract + 0).in_([r[0] for r in rows])
-    return _ids(User.select(User.id).where(_all([*conds, cond])), User.id, backwards, limit)
+    if not contracts:
+        return None
+    ecid = _range(Contract.ecid, low)
+    if contracts > ECID_FEW:
+        cond = fn.EXISTS(Contract.select(SQL("1")).where((Contract.id == User.contract) & ecid))
+        return User.select(User.id).where(_all([*conds, cond])), User.id
+    ids = Contract.select(Contract.id).where(ecid)
+    if users < COMMON:
+        return User.select(User.id).where(_all([*conds, User.contract.in_(ids)])), User.id + 0
+    return User.select(User.id).where(_all([*conds, (User.contract + 0).in_(ids)])), User.id
 
 
 def _bucket():
@@ -180,15 +171,15 @@ def _bucket_key(column):
     return NodeList((column, SQL('COLLATE "C"'))) if is_postgres() else column
 
 
-def _bucket_query(conds, query: "Query", backwards: bool, limit: int, top: int | None):
-    """The ids of the first ``limit`` users in page order matching ``conds`` (one of them a prefix
-    range on a column of PREFIX_INDEXES), read bucket after bucket from that column's bucket
-    index; None when no bucket is left.
+def _bucket_query(conds, query: "Query", backwards: bool, top: int | None):
+    """(query, order) for the ids matching ``conds`` (one of them a prefix range on a column of
+    PREFIX_INDEXES) read bucket after bucket from that column's bucket index, ordered by
+    (bucket, id); None when no bucket is left. ``top`` is the highest user id.
 
     Each bucket's matches are sorted by id within the bucket only, and the query stops at the
     bucket that fills the page: a prefix of most users costs one bucket (at most 4,096 index
     entries), a prefix of users gathered anywhere in the table one index seek per bucket before
-    them, a rare prefix one seek per bucket and its few matches.
+    them.
     """
     bits = search_index.BUCKET_BITS
     if top is None:
@@ -199,18 +190,104 @@ def _bucket_query(conds, query: "Query", backwards: bool, limit: int, top: int |
         first, last = (query.after or 0) >> bits, top >> bits
     if first > last:
         return None
-    bucket = _bucket()
-    order = (bucket.desc(), User.id.desc()) if backwards else (bucket, User.id)
     # The buckets as literal numbers (made here, not typed): peewee spends ~20 us building each
     # bound parameter, and a million users have 245 buckets.
     buckets = SQL("(" + ",".join(str(b) for b in range(first, last + 1)) + ")")
-    return (User.select(User.id).where(_all([*conds, Expression(bucket, "IN", buckets)]))
-            .order_by(*order).limit(limit))
+    return User.select(User.id).where(_all([*conds, Expression(_bucket(), "IN", buckets)])), _BucketOrder()
 
 
-def _bucket_ids(conds, query: "Query", backwards: bool, limit: int, top: int | None) -> list[int]:
-    q = _bucket_query(conds, query, backwards, limit, top)
-    return [] if q is None else [row[0] for row in q.tuples()]
+class _BucketOrder:
+    """ORDER BY (bucket, id), ascending or descending, for ``_union_ids``."""
+
+    def asc(self):
+        return NodeList((_bucket(), User.id), glue=", ")
+
+    def desc(self):
+        return NodeList((_bucket().desc(), User.id.desc()), glue=", ")
+
+
+def _probe(cond, threshold: int):
+    """How many users ``cond`` matches, counted up to ``threshold`` (at most that many index rows)."""
+    return User.select(fn.COUNT(SQL("*"))).from_(User.select(SQL("1")).where(cond).limit(threshold)
+                                                 .alias("probe"))
+
+
+def _scalars(queries) -> tuple:
+    """One statement, one round trip: ``SELECT (q1), (q2), ...``."""
+    parts = [q.sql() for q in queries]
+    sql = "SELECT " + ", ".join(f"({text})" for text, _ in parts)
+    return database.execute_sql(sql, [p for _, params in parts for p in params]).fetchone()
+
+
+def _union_ids(arms, backwards: bool, limit: int) -> list[int]:
+    """The ids of several page queries (query, order column), each its own plan, in one statement."""
+    parts = []
+    for i, (q, order) in enumerate(arms):
+        text, params = q.order_by(order.desc() if backwards else order.asc()).limit(limit).sql()
+        parts.append((f'SELECT * FROM ({text}) AS "arm{i}"', params))
+    if not parts:
+        return []
+    cursor = database.execute_sql(" UNION ALL ".join(text for text, _ in parts),
+                                  [p for _, params in parts for p in params])
+    return sorted({row[0] for row in cursor}, reverse=backwards)[:limit]
+
+
+def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int) -> list[int]:
+    """The first ``limit`` ids in page order of users a typed prefix starts a column of.
+
+    One query per column (each can use its own index) as arms of one UNION ALL: an OR across
+    columns makes the planners fall back to scanning everything, and a round trip per column
+    costs more than most of these queries on a busy machine. Before it, one statement counts
+    each column's matches up to a threshold, which decides that column's query:
+
+    - few matches: the column's index, then a sort of them (ORDER BY id + 0: no walk of the
+      primary key);
+    - many: login ID and e-mail (numbered in the order of the export, so their matches may sit
+      together anywhere in the table) bucket after bucket (``_bucket_query``); name and phone
+      (spread over the ids) the ids in order, the column's index kept out (col || ''), which
+      finds a page after a few hundred rows where the index would collect and sort every match.
+
+    The planners guess this badly (SQLite has no statistics, PostgreSQL's histogram is too coarse
+    for prefixes and a generic plan knows no prefix at all), so each query is written to have
+    only the one plan.
+    """
+    low = query.q.lower()
+    # The login ID's index is (portal, login_id_key): naming both portals lets PostgreSQL use it.
+    bucketed = [(User.login_id_key, User.portal.in_(PORTALS) & _range(User.login_id_key, low)),
+                (User.email_key, _range(User.email_key, low))]
+    others = _other_prefix_columns(query.q)
+    probes = [*[_probe(cond, BUCKET_COMMON) for _, cond in bucketed],
+              *[_probe(_range(column, value), COMMON) for column, value in others],
+              User.select(fn.MAX(User.id))]
+    ecid = bool(ECID_RE.match(query.q))
+    if ecid:
+        contracts = (Contract.select(Contract.users_total).where(_range(Contract.ecid, low))
+                     .limit(ECID_FEW + 1).alias("c"))
+        probes += [Contract.select(fn.COUNT(SQL("*"))).from_(contracts),
+                   Contract.select(fn.COALESCE(fn.SUM(SQL('"c"."users_total"')), 0)).from_(contracts)]
+    counts = _scalars(probes)
+    top = counts[len(bucketed) + len(others)]
+    arms = []
+    for (column, cond), n in zip(bucketed, counts, strict=False):
+        if n < BUCKET_COMMON:
+            arms.append((User.select(User.id).where(_all([*base, cond, *keyset_conds])), User.id + 0))
+        else:
+            bucket = _bucket_query([*base, _range(_bucket_key(column), low), *keyset_conds], query,
+                                   backwards, top)
+            if bucket is not None:
+                arms.append(bucket)
+    for (column, value), n in zip(others, counts[len(bucketed):], strict=False):
+        if n >= COMMON:
+            cond = _range(_plain(column), value)
+            arms.append((User.select(User.id).where(_all([*base, cond, *keyset_conds])), User.id))
+        else:
+            arms.append((User.select(User.id).where(_all([*base, _range(column, value), *keyset_conds])),
+                         User.id + 0))
+    if ecid:
+        arm = _ecid_arm([*base, *keyset_conds], low, counts[-2], counts[-1])
+        if arm is not None:
+            arms.append(arm)
+    return _union_ids(arms, backwards, limit)
 
 
 def fts_phrase(q: str) -> str:
@@ -318,20 +395,7 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
 
     First the ids of the page (each strategy picks index-friendly queries, with the scope and the
     filters inside), then one query for those rows with their contracts.
-
-    PostgreSQL plans every query of the search for its own values: psycopg prepares a statement
-    run five times on a connection, and the server may then switch to a generic plan, made
-    without the typed prefix, so with the default estimate of a range (0.5 % of the rows) for
-    "u" as for "user0999" (a plan fit for one of them is hundreds of times too slow for the other).
     """
-    if not is_postgres():
-        return _search(principal, query, page_size)
-    with database.atomic():
-        database.execute_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-        return _search(principal, query, page_size)
-
-
-def _search(principal, query: Query, page_size: int) -> Page:
     base = [scope.user_condition(principal), *_filters(query)]
     backwards = query.before is not None and query.after is None
     limit = page_size + 1
@@ -368,34 +432,7 @@ def _search(principal, query: Query, page_size: int) -> Page:
         ids = _ids(User.select(User.id).where(_all([*base, either, *keyset(User.id)])), User.id,
                    backwards, limit)
     elif query.q:
-        # One small query per column (each can use its own index), merged here: an OR across
-        # columns makes the planners fall back to scanning everything.
-        low = query.q.lower()
-        found = set()
-        top = User.select(fn.MAX(User.id)).scalar()
-        for column in (User.login_id_key, User.email_key):
-            found.update(_bucket_ids([*base, _range(_bucket_key(column), low), *keyset(User.id)], query,
-                                     backwards, limit, top))
-        for column, value in _other_prefix_columns(query.q):
-            # Thousands of matches: walking the ids in order finds a page after a few hundred
-            # rows, where the column's index would collect and sort every match first. Few
-            # matches: the column's index, since walking ids would read the whole table. The
-            # planners guess this badly (SQLite has no statistics, PostgreSQL's histogram is too
-            # coarse for prefixes, and a generic plan has no prefix at all), so a probe that reads
-            # at most COMMON index entries decides, and each query is written so that it has
-            # only the one plan: the column's index kept out (col || '') or the walk of the
-            # primary key in order kept out (ORDER BY id + 0). (Names and phones are not numbered
-            # in the order of the export, so the matches of a common prefix are spread over the
-            # ids; login IDs and e-mails, which are, use the bucket indexes above.)
-            if _common(_range(column, value)):
-                q = User.select(User.id).where(_all([*base, _range(_plain(column), value), *keyset(User.id)]))
-                found.update(_ids(q, User.id, backwards, limit))
-            else:
-                q = User.select(User.id).where(_all([*base, _range(column, value), *keyset(User.id)]))
-                found.update(_ids(q, User.id + 0, backwards, limit))
-        if ECID_RE.match(query.q):
-            found.update(_ecid_ids([*base, *keyset(User.id)], low, backwards, limit))
-        ids = sorted(found, reverse=backwards)[:limit]
+        ids = _prefix_ids(base, keyset(User.id), query, backwards, limit)
     else:
         ids = _ids(User.select(User.id).where(_all([*base, *keyset(User.id)])), User.id, backwards, limit)
 

@@ -30,15 +30,28 @@ PG_INDEXES = {
     f"user_{col}_trgm": f'CREATE INDEX IF NOT EXISTS user_{col}_trgm ON "user" USING gin ({col} gin_trgm_ops)'
     for col in SEARCH_COLUMNS
 }
-# Prefix search on the login ID and the e-mail (both databases): B-trees on (id bucket, column),
-# a bucket being 4,096 consecutive user ids. The console reads them bucket after bucket, each
-# bucket's matches sorted by id within that bucket only (SQLite: "temp B-tree for the right part of
-# ORDER BY", PostgreSQL: incremental sort), and stops at the first full page. So a prefix most users
-# share ("u", "user") costs one bucket, and a prefix whose users sit together far into the table
-# (login IDs numbered in the order of the export: "user099" is the last tenth) one index seek per
-# bucket before them, instead of a walk over every row in id order: 1.3 s -> under 1 ms on SQLite
-# with a million users (benchmarks/RESULTS-search.md). They replace PostgreSQL's covering indexes
-# (portal, login_id_key) INCLUDE (id) and (email_key) INCLUDE (id) (migrations 0003 and 0010).
+# PostgreSQL: a prefix shared by a few thousand users is answered from these indexes alone
+# (index-only scan, then the first ids), instead of fetching every matching row from the table:
+# the console's worst login-ID prefix search went from 61 ms to 12 ms; a name prefix of 3,500
+# users (佐藤　愛) from 9 ms to 1 ms (name and phone: migration 0010).
+PG_INDEXES.update({
+    "user_login_prefix_cover":
+        'CREATE INDEX IF NOT EXISTS user_login_prefix_cover ON "user" (portal, login_id_key) INCLUDE (id)',
+    "user_email_prefix_cover":
+        'CREATE INDEX IF NOT EXISTS user_email_prefix_cover ON "user" (email_key) INCLUDE (id)',
+    "user_name_prefix_cover":
+        'CREATE INDEX IF NOT EXISTS user_name_prefix_cover ON "user" (name) INCLUDE (id)',
+    "user_phone_prefix_cover":
+        'CREATE INDEX IF NOT EXISTS user_phone_prefix_cover ON "user" (phone) INCLUDE (id)',
+})
+# Prefix search on the login ID and the e-mail when thousands of users match (both databases):
+# B-trees on (id bucket, column), a bucket being 4,096 consecutive user ids. The console reads
+# them bucket after bucket, each bucket's matches sorted by id within that bucket only (SQLite:
+# "temp B-tree for the right part of ORDER BY", PostgreSQL: incremental sort), and stops at the
+# first full page. So a prefix most users share ("u", "user") costs one bucket, and a prefix whose
+# users sit together far into the table (login IDs numbered in the order of the export: "user099"
+# is the last tenth) one index seek per bucket before them, instead of a walk over every row in
+# id order: 1.3 s -> under 1 ms on SQLite with a million users (benchmarks/RESULTS-search.md).
 BUCKET_BITS = 12
 PREFIX_INDEXES = {"user_login_id_key_bucket": "login_id_key", "user_email_key_bucket": "email_key"}
 

@@ -632,6 +632,7 @@ def main():
     app = create_app(
         {
             "APP_ENV": "development",
+            "SECRET_KEY": os.environ["SECRET_KEY"],
             "DATABASE_URL": args.db,
             "TESTING": True,
             "MAIL_SERVER": None,
