@@ -478,7 +478,8 @@ def http_sign_in(client, who, login_id, secret):
                                                           "password": PASSWORD, "next": "/admin/"})
     assert s == 303 and loc.endswith(code_path), (who, "password", s, loc)
     _, html, _ = client.request("GET", code_path)
-    s, _, loc = client.request("POST", code_path, {"csrf_token": token(html), "code": pyotp.TOTP(secret).now()})
+    code = pyotp.TOTP(secret).now()
+    s, _, loc = client.request("POST", code_path, {"csrf_token": token(html), "code": code})
     assert s == 303, (who, "TOTP", s, loc)
     s, html, _ = client.request("GET", "/admin/")
     assert s == 200, (who, "console", s)
@@ -491,7 +492,9 @@ def typed(word: str, start: int = 1):
 
 def typing_cases(rows, rnd) -> dict:
     """Per class, the queries a person sends typing the words of ``rows`` one character at a time."""
-    cases = {"prefix login ID": [], "prefix e-mail": [], "prefix name": [], "prefix phone": [],
+    # The reference: the same request without a query (the first page of everyone in scope).
+    cases = {"no query (reference)": [{"q": ""} for _ in rows],
+             "prefix login ID": [], "prefix e-mail": [], "prefix name": [], "prefix phone": [],
              "prefix ECID": [], "substring login ID": [], "substring e-mail": [], "substring name": [],
              "substring phone": []}
     for u in rows:
@@ -504,7 +507,8 @@ def typing_cases(rows, rnd) -> dict:
         # Substrings: from a point inside the word, from the third character typed on.
         local = u.login_id.split("@")[0]
         cut = rnd.randint(1, max(1, len(local) - 3))
-        cases["substring login ID"] += [{"q": q, "match": "contains"} for q in typed(u.login_id[cut:cut + 10], 3)]
+        middle = u.login_id[cut:cut + 10]
+        cases["substring login ID"] += [{"q": q, "match": "contains"} for q in typed(middle, 3)]
         at = u.email.find("@")
         cases["substring e-mail"] += [{"q": q, "match": "contains"} for q in typed(u.email[at:at + 12], 3)]
         if len(u.name) >= 4:
@@ -677,7 +681,8 @@ def main():
     print(f"users: {User.select().count():,}; uptime: {os.popen('uptime').read().strip()}", flush=True)
     if args.http:
         results = run_http(args.db, args.words)
-        print(f"{'principal':<13} {'request':<34} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'n':>5}  slowest q")
+        print(f"{'principal':<13} {'request':<34} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'n':>5}  "
+              "slowest q")
         for who, name, p50, p95, top, n, slow in results:
             print(f"{who:<13} {name:<34} {p50:7.1f} {p95:7.1f} {top:7.1f} {n:5d}  {slow}")
         print(f"uptime after: {os.popen('uptime').read().strip()}")
