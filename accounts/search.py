@@ -268,9 +268,12 @@ def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int)
     counts = _scalars(probes)
     top = counts[len(bucketed) + len(others)]
     arms = []
+    found = []
     for (column, cond), n in zip(bucketed, counts, strict=False):
         if n < BUCKET_COMMON:
             arms.append((User.select(User.id).where(_all([*base, cond, *keyset_conds])), User.id + 0))
+        elif backwards and not is_postgres():
+            found += _sqlite_buckets_backwards([*base, _range(column, low), *keyset_conds], query, top, limit)
         else:
             bucket = _bucket_query([*base, _range(_bucket_key(column), low), *keyset_conds], query,
                                    backwards, top)
@@ -287,7 +290,27 @@ def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int)
         arm = _ecid_arm([*base, *keyset_conds], low, counts[-2], counts[-1])
         if arm is not None:
             arms.append(arm)
-    return _union_ids(arms, backwards, limit)
+    return sorted({*found, *_union_ids(arms, backwards, limit)}, reverse=backwards)[:limit]
+
+
+def _sqlite_buckets_backwards(conds, query: "Query", top: int | None, limit: int) -> list[int]:
+    """A previous page on SQLite: its IN loop runs in ascending order only, so ``ORDER BY bucket
+    DESC`` sorted every match of every bucket (55 ms for ``u`` half-way through the table). Here
+    chunks of buckets from the highest down, each twice as many buckets as the one before, each
+    sorted on its own: a page of a prefix most users share costs one bucket again.
+    """
+    if top is None:
+        return []
+    bits = search_index.BUCKET_BITS
+    last, size, found = min(query.before, top) >> bits, 1, []
+    while last >= 0 and len(found) < limit:
+        first = max(0, last - size + 1)
+        buckets = SQL("(" + ",".join(str(b) for b in range(first, last + 1)) + ")")
+        q = (User.select(User.id).where(_all([*conds, Expression(_bucket(), "IN", buckets)]))
+             .order_by(_BucketOrder().desc()).limit(limit - len(found)))
+        found += [row[0] for row in q.tuples()]
+        last, size = first - 1, size * 2
+    return found
 
 
 def fts_phrase(q: str) -> str:

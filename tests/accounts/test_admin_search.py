@@ -209,9 +209,11 @@ def test_every_typed_prefix_pages_like_the_obvious_query_in_every_scope(db, monk
                 expected = _reference(principal, q, after=pages[-1].next_after)
                 assert [u.id for u in page.users] == expected, (who, q)
                 pages.append(page)
-            if len(pages) > 1:
-                back = search.search(principal, search.Query(q=q, before=pages[-1].prev_before), page_size=10)
-                assert [u.id for u in back.users] == [u.id for u in pages[-2].users], (who, q)
+            # And back to the first page, one page at a time.
+            for earlier in reversed(pages[:-1]):
+                page = search.search(principal, search.Query(q=q, before=page.prev_before), page_size=10)
+                assert [u.id for u in page.users] == [u.id for u in earlier.users], (who, q)
+            assert page.prev_before is None, (who, q)
 
 
 def test_a_first_character_most_users_share_gives_the_first_page_in_id_order(db):
