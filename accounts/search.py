@@ -253,10 +253,13 @@ def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int)
     """
     low = query.q.lower()
     # The login ID's index is (portal, login_id_key): naming both portals lets PostgreSQL use it.
-    bucketed = [(User.login_id_key, User.portal.in_(PORTALS) & _range(User.login_id_key, low)),
-                (User.email_key, _range(User.email_key, low))]
+    bucketed = [(User.login_id_key, low, User.portal.in_(PORTALS) & _range(User.login_id_key, low)),
+                (User.email_key, low, _range(User.email_key, low))]
     others = _other_prefix_columns(query.q)
-    probes = [*[_probe(cond, BUCKET_COMMON) for _, cond in bucketed],
+    if is_postgres():  # name and phone have bucket indexes too (search_index.PG_INDEXES)
+        bucketed += [(column, value, _range(column, value)) for column, value in others]
+        others = []
+    probes = [*[_probe(cond, BUCKET_COMMON) for _, _, cond in bucketed],
               *[_probe(_range(column, value), COMMON) for column, value in others],
               User.select(fn.MAX(User.id))]
     ecid = bool(ECID_RE.match(query.q))
@@ -269,13 +272,14 @@ def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int)
     top = counts[len(bucketed) + len(others)]
     arms = []
     found = []
-    for (column, cond), n in zip(bucketed, counts, strict=False):
+    for (column, value, cond), n in zip(bucketed, counts, strict=False):
         if n < BUCKET_COMMON:
             arms.append((User.select(User.id).where(_all([*base, cond, *keyset_conds])), User.id + 0))
         elif backwards and not is_postgres():
-            found += _sqlite_buckets_backwards([*base, _range(column, low), *keyset_conds], query, top, limit)
+            found += _sqlite_buckets_backwards([*base, _range(column, value), *keyset_conds], query, top,
+                                               limit)
         else:
-            bucket = _bucket_query([*base, _range(_bucket_key(column), low), *keyset_conds], query,
+            bucket = _bucket_query([*base, _range(_bucket_key(column), value), *keyset_conds], query,
                                    backwards, top)
             if bucket is not None:
                 arms.append(bucket)
