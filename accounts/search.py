@@ -256,9 +256,6 @@ def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int)
     bucketed = [(User.login_id_key, low, User.portal.in_(PORTALS) & _range(User.login_id_key, low)),
                 (User.email_key, low, _range(User.email_key, low))]
     others = _other_prefix_columns(query.q)
-    if is_postgres():  # name and phone have bucket indexes too (search_index.PG_INDEXES)
-        bucketed += [(column, value, _range(column, value)) for column, value in others]
-        others = []
     probes = [*[_probe(cond, BUCKET_COMMON) for _, _, cond in bucketed],
               *[_probe(_range(column, value), COMMON) for column, value in others],
               User.select(fn.MAX(User.id))]

@@ -47,13 +47,6 @@ PG_INDEXES.update({
     # contracts read from the table: 29 ms when the pages were not cached).
     "user_contract_cover":
         'CREATE INDEX IF NOT EXISTS user_contract_cover ON "user" (contract_id) INCLUDE (id)',
-    # Name and phone prefixes shared by thousands of users, bucket after bucket as the login ID
-    # and the e-mail (PREFIX_INDEXES below): PostgreSQL reads each row from the table when it
-    # walks the ids, SQLite's table is the id B-tree itself.
-    "user_name_bucket":
-        'CREATE INDEX IF NOT EXISTS user_name_bucket ON "user" ((id >> 12), name COLLATE "C") INCLUDE (id)',
-    "user_phone_bucket":
-        'CREATE INDEX IF NOT EXISTS user_phone_bucket ON "user" ((id >> 12), phone COLLATE "C") INCLUDE (id)',
 })
 # Prefix search on the login ID and the e-mail when thousands of users match (both databases):
 # B-trees on (id bucket, column), a bucket being 4,096 consecutive user ids. The console reads

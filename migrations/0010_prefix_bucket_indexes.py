@@ -1,9 +1,8 @@
 """Console prefix search on the login ID and the e-mail: B-trees on (id bucket, column), read
 bucket after bucket so that every prefix shared by thousands of users answers in time
 proportional to the page (issue 14; accounts.search_index.PREFIX_INDEXES says why). PostgreSQL
-also gets bucket indexes for name and phone, and covering indexes for name, phone and contract
-prefixes, like 0003's for login ID and e-mail: a prefix of a few thousand users is then read from
-the index alone.
+also gets covering indexes for name and phone prefixes and for a contract's users, like 0003's
+for login ID and e-mail: a prefix of a few thousand users is then read from the index alone.
 
 Frozen DDL: nothing here imports live code.
 """
@@ -20,8 +19,6 @@ POSTGRES_UP = (
     'CREATE INDEX IF NOT EXISTS user_name_prefix_cover ON "user" (name) INCLUDE (id)',
     'CREATE INDEX IF NOT EXISTS user_phone_prefix_cover ON "user" (phone) INCLUDE (id)',
     'CREATE INDEX IF NOT EXISTS user_contract_cover ON "user" (contract_id) INCLUDE (id)',
-    'CREATE INDEX IF NOT EXISTS user_name_bucket ON "user" ((id >> 12), name COLLATE "C") INCLUDE (id)',
-    'CREATE INDEX IF NOT EXISTS user_phone_bucket ON "user" ((id >> 12), phone COLLATE "C") INCLUDE (id)',
 )
 DOWN = (
     'DROP INDEX IF EXISTS user_login_id_key_bucket',
@@ -29,8 +26,6 @@ DOWN = (
     'DROP INDEX IF EXISTS user_name_prefix_cover',
     'DROP INDEX IF EXISTS user_phone_prefix_cover',
     'DROP INDEX IF EXISTS user_contract_cover',
-    'DROP INDEX IF EXISTS user_name_bucket',
-    'DROP INDEX IF EXISTS user_phone_bucket',
 )
 
 
