@@ -5,7 +5,7 @@ issue 14: every key press of a prefix, from the first character, under 15 ms):
 - prefix search is a B-tree range per column (``col >= q AND col < q || U+FFFF``), which both
   SQLite and PostgreSQL answer from the user table's indexes, unlike ``LIKE 'q%'`` whose index use
   depends on collation settings; login ID and e-mail through (id bucket, column) indexes read in
-  bucket order (``_bucket_ids``), so that a prefix most users share and a prefix whose users sit
+  bucket order (``_bucket_query``), so that a prefix most users share and a prefix whose users sit
   together at the end of the table both cost about one page;
 - substring search (3+ characters) goes through the trigram index (FTS5 on SQLite, pg_trgm on
   PostgreSQL): on SQLite the FTS table drives the query in rowid (= user id) order, so a common
