@@ -49,14 +49,15 @@ def _schema_problems() -> list[str]:
     diff = diff_models(database.obj, ALL_MODELS)
     out += [f"missing table {m._meta.table_name}" for m in diff.create_tables]
     out += [f"missing column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
-    out += _missing_indexes(diff.create_tables, set(search_index.PG_INDEXES))
+    out += _missing_indexes(diff.create_tables, set(search_index.OWN_INDEXES))
     if is_postgres():
         present = {r[0] for r in database.execute_sql(
             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'user'")}
-        out += [f"missing search index {name}" for name in search_index.PG_INDEXES if name not in present]
+        wanted = [*search_index.PG_INDEXES, *search_index.PREFIX_INDEXES]
+        out += [f"missing search index {name}" for name in wanted if name not in present]
     else:
         present = {r[0] for r in database.execute_sql("SELECT name FROM sqlite_master")}
-        wanted = ["user_search", *search_index.SQLITE_TRIGGERS]
+        wanted = ["user_search", *search_index.SQLITE_TRIGGERS, *search_index.PREFIX_INDEXES]
         out += [f"missing search index {name}" for name in wanted if name not in present]
     return out
 

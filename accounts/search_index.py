@@ -30,15 +30,55 @@ PG_INDEXES = {
     f"user_{col}_trgm": f'CREATE INDEX IF NOT EXISTS user_{col}_trgm ON "user" USING gin ({col} gin_trgm_ops)'
     for col in SEARCH_COLUMNS
 }
-# PostgreSQL: a login-ID or e-mail prefix shared by thousands of users (``sait``: 1 % of a million)
-# is answered from these indexes alone (index-only scan, then the first ids), instead of fetching
-# every matching row from the table: the console's worst prefix search went from 61 ms to 12 ms.
+# PostgreSQL: a prefix shared by a few thousand users is answered from these indexes alone
+# (index-only scan, then the first ids), instead of fetching every matching row from the table:
+# the console's worst login-ID prefix search went from 61 ms to 12 ms; a name prefix of 3,500
+# users (佐藤　愛) from 9 ms to 1 ms (name and phone: migration 0010).
 PG_INDEXES.update({
     "user_login_prefix_cover":
         'CREATE INDEX IF NOT EXISTS user_login_prefix_cover ON "user" (portal, login_id_key) INCLUDE (id)',
     "user_email_prefix_cover":
         'CREATE INDEX IF NOT EXISTS user_email_prefix_cover ON "user" (email_key) INCLUDE (id)',
+    "user_name_prefix_cover":
+        'CREATE INDEX IF NOT EXISTS user_name_prefix_cover ON "user" (name) INCLUDE (id)',
+    "user_phone_prefix_cover":
+        'CREATE INDEX IF NOT EXISTS user_phone_prefix_cover ON "user" (phone) INCLUDE (id)',
+    # An ECID prefix of a few contracts: their users' ids from the index alone (1,000 users of 10
+    # contracts read from the table: 29 ms when the pages were not cached).
+    "user_contract_cover":
+        'CREATE INDEX IF NOT EXISTS user_contract_cover ON "user" (contract_id) INCLUDE (id)',
 })
+# Prefix search on the login ID and the e-mail when thousands of users match (both databases):
+# B-trees on (id bucket, column), a bucket being 4,096 consecutive user ids. The console reads
+# them bucket after bucket, each bucket's matches sorted by id within that bucket only (SQLite:
+# "temp B-tree for the right part of ORDER BY", PostgreSQL: incremental sort), and stops at the
+# first full page. So a prefix most users share ("u", "user") costs one bucket, and a prefix whose
+# users sit together far into the table (login IDs numbered in the order of the export: "user099"
+# is the last tenth) one index seek per bucket before them, instead of a walk over every row in
+# id order: 1.3 s -> under 1 ms on SQLite with a million users (benchmarks/RESULTS-search.md).
+BUCKET_BITS = 12
+PREFIX_INDEXES = {"user_login_id_key_bucket": "login_id_key", "user_email_key_bucket": "email_key"}
+
+
+def prefix_index_sql(name: str, postgres: bool) -> str:
+    """The DDL of one of PREFIX_INDEXES.
+
+    PostgreSQL: the column in the "C" collation, which the search's range names too. Then a
+    prefix range means code-point order whatever the database's collation, and only this index
+    can serve that range: a planner without statistics (just after an import) or with a generic
+    plan cannot take the column's other index and sort every match of "u" instead. It also
+    stores the id (index-only scans). SQLite: every index entry holds the rowid already.
+    """
+    column = PREFIX_INDEXES[name]
+    if postgres:
+        return (f'CREATE INDEX IF NOT EXISTS {name} ON "user" ((id >> {BUCKET_BITS}), {column} COLLATE "C") '
+                f"INCLUDE (id)")
+    return f'CREATE INDEX IF NOT EXISTS {name} ON "user" ((id >> {BUCKET_BITS}), {column})'
+
+
+
+# Indexes of the user table that belong to the search rather than to a model's Meta.indexes.
+OWN_INDEXES = frozenset({*PG_INDEXES, *PREFIX_INDEXES})
 
 
 def create(db=None):
@@ -100,6 +140,18 @@ def suspended():
             rebuild()
             for sql in SQLITE_TRIGGERS.values():
                 database.execute_sql(sql)
+
+
+def create_prefix_indexes(db=None) -> list[str]:
+    """Create the PREFIX_INDEXES a database lacks (an import killed while they were dropped);
+    returns their names."""
+    db = db or database
+    postgres = is_postgres_db(db)
+    have = {meta.name for meta in db.get_indexes("user")}
+    missing = [name for name in PREFIX_INDEXES if name not in have]
+    for name in missing:
+        db.execute_sql(prefix_index_sql(name, postgres))
+    return missing
 
 
 def rebuild():

@@ -102,9 +102,7 @@ N_CONTRACTS = 10_000
 CHILDREN_PER_PARENT = 3
 
 
-def generate(n_users: int, seed: int = 7):
-    """Contracts (id, ecid, parent_id, name) and user rows, deterministic for a seed."""
-    rnd = random.Random(seed)
+def _contracts():
     contracts = []
     cid = 0
     while cid < N_CONTRACTS:
@@ -116,6 +114,13 @@ def generate(n_users: int, seed: int = 7):
                 break
             cid += 1
             contracts.append((cid, f"ecid{1000000000 + cid:010d}", parent_id, f"子契約{cid}株式会社"))
+    return contracts
+
+
+def generate(n_users: int, seed: int = 7):
+    """Contracts (id, ecid, parent_id, name) and user rows, deterministic for a seed."""
+    rnd = random.Random(seed)
+    contracts = _contracts()
     parent_of = {c[0]: c[2] for c in contracts}
     now = "2026-11-01 00:00:00"
 
@@ -159,6 +164,55 @@ def generate(n_users: int, seed: int = 7):
     return contracts, users
 
 
+COMMON_DOMAINS = [("example.co.jp", 5), ("example.com", 3), ("example.ne.jp", 2)]
+
+
+def generate_common(n_users: int, seed: int = 7):
+    """The data set where most users share their first characters (issue 14), as a realistic
+    export has them: 85 % of login IDs are ``user<7 digits>@example...`` numbered in the order of
+    the export (so a prefix such as ``user099`` is a run of neighbouring ids, at the end of the
+    table), each such login ID also the user's e-mail; the other e-mails on the same three
+    domains; family names weighted as in Japan (佐藤, 鈴木, 高橋 ... : a handful of first
+    characters cover most users); every phone starts with 0; every ECID with ``ecid1000``.
+    """
+    rnd = random.Random(seed)
+    contracts = _contracts()
+    parent_of = {c[0]: c[2] for c in contracts}
+    now = "2026-11-01 00:00:00"
+    family_weights = [1 / (rank + 1) for rank in range(len(FAMILY))]
+    domains = [d for d, _ in COMMON_DOMAINS]
+    domain_weights = [w for _, w in COMMON_DOMAINS]
+
+    def users():
+        for i in range(1, n_users + 1):
+            contract_id = rnd.randint(1, N_CONTRACTS)
+            portal = "business" if parent_of[contract_id] is None else "sdpf"
+            fam, fam_r = rnd.choices(FAMILY, family_weights)[0]
+            giv, giv_r = rnd.choice(GIVEN)
+            space = "\u3000" if rnd.random() < 0.3 else " "
+            domain = rnd.choices(domains, domain_weights)[0]
+            if rnd.random() < 0.85:
+                login_id = email = f"user{i:07d}@{domain}"
+            else:
+                email = f"{giv_r}.{fam_r}{i}@{domain}"
+                login_id = email if rnd.random() < 0.6 else f"{fam_r}{giv_r[0]}{i}"
+            phone = (
+                f"0{rnd.choice([3, 6, 45, 52, 90, 80, 70])}{rnd.randint(10**7, 10**8 - 1)}"
+                if portal == "business" or rnd.random() < 0.7
+                else ""
+            )
+            done = rnd.random() < 0.55
+            method = rnd.choice(["mail", "totp"]) if done else None
+            yield (portal, contract_id, login_id, login_id.lower(), email, email.lower(),
+                   f"{fam}{space}{giv}", phone, False, "legacy", login_id, now if done else None, 0,
+                   False, method, 1, now, now)
+
+    return contracts, users
+
+
+DATASETS = {"mixed": generate, "common": generate_common}
+
+
 USER_COLUMNS = (
     "portal",
     "contract_id",
@@ -181,11 +235,11 @@ USER_COLUMNS = (
 )
 
 
-def load(n_users: int) -> dict:
+def load(n_users: int, dataset: str = "mixed") -> dict:
     from accounts import search_index
     from accounts.db import database, is_postgres
 
-    contracts, users = generate(n_users)
+    contracts, users = DATASETS[dataset](n_users)
     times = {}
     t0 = time.perf_counter()
     with search_index.suspended():
@@ -371,12 +425,200 @@ def run(app, n: int) -> list[tuple[str, str, float, float, int]]:
     return results
 
 
+# --------------------------------------------------------------------------------------------
+# Over HTTP: gunicorn -w 2, real sign-ins, each word typed one character at a time (issue 14)
+# --------------------------------------------------------------------------------------------
+
+PASSWORD = "Bench-pass1"
+
+
+def http_principals() -> dict:
+    """The operator and the parent admin of ``principals()`` made able to sign in for real:
+    password (production argon2id parameters) + TOTP."""
+    import pyotp
+
+    from accounts.clock import utcnow
+    from accounts.passwords import PRODUCTION_PARAMETERS, Hasher
+
+    op, admin = principals()
+    pw = Hasher(**PRODUCTION_PARAMETERS).hash(PASSWORD)
+    secrets = {}
+    for who, row in (("operator", op), ("parent admin", admin)):
+        secret = pyotp.random_base32()
+        row.password_hash = pw
+        row.totp_secret = secret
+        row.failed_logins = 0
+        row.locked_until = None
+        row.twostep_failures = 0
+        row.twostep_locked_until = None
+        row.totp_last_step = None
+        if who == "operator":
+            row.totp_confirmed_at = utcnow()
+        else:
+            row.twostep_method = "totp"
+            row.password_changed_at = utcnow()
+        row.save()
+        secrets[who] = (row.login_id, secret)
+    return {"secrets": secrets, "admin": admin}
+
+
+def http_sign_in(client, who, login_id, secret):
+    """Sign in as a person does (GET the form, POST the password, POST the TOTP code)."""
+    import pyotp
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from load_concurrent import token
+
+    if who == "operator":
+        form, code_path = "/admin/login", "/admin/login/code"
+    else:
+        form, code_path = "/business/signin?next=/admin/", "/business/signin/totp"
+    _, html, _ = client.request("GET", form)
+    s, _, loc = client.request("POST", form.split("?")[0], {"csrf_token": token(html), "login_id": login_id,
+                                                          "password": PASSWORD, "next": "/admin/"})
+    assert s == 303 and loc.endswith(code_path), (who, "password", s, loc)
+    _, html, _ = client.request("GET", code_path)
+    code = pyotp.TOTP(secret).now()
+    s, _, loc = client.request("POST", code_path, {"csrf_token": token(html), "code": code})
+    assert s == 303, (who, "TOTP", s, loc)
+    s, html, _ = client.request("GET", "/admin/")
+    assert s == 200, (who, "console", s)
+
+
+def typed(word: str, start: int = 1):
+    """What the search box holds after each key press: word[:start], word[:start + 1], ..., word."""
+    return [word[:k] for k in range(start, len(word) + 1)]
+
+
+def typing_cases(rows, rnd) -> dict:
+    """Per class, the queries a person sends typing the words of ``rows`` one character at a time."""
+    # The reference: the same request without a query (the first page of everyone in scope).
+    cases = {"no query (reference)": [{"q": ""} for _ in rows],
+             "prefix login ID": [], "prefix e-mail": [], "prefix name": [], "prefix phone": [],
+             "prefix ECID": [], "substring login ID": [], "substring e-mail": [], "substring name": [],
+             "substring phone": []}
+    for u in rows:
+        cases["prefix login ID"] += [{"q": q} for q in typed(u.login_id)]
+        cases["prefix e-mail"] += [{"q": q} for q in typed(u.email)]
+        cases["prefix name"] += [{"q": q} for q in typed(u.name)]
+        if u.phone:
+            cases["prefix phone"] += [{"q": q} for q in typed(u.phone)]
+        cases["prefix ECID"] += [{"q": q} for q in typed(u.contract.ecid)]
+        # Substrings: from a point inside the word, from the third character typed on.
+        local = u.login_id.split("@")[0]
+        cut = rnd.randint(1, max(1, len(local) - 3))
+        middle = u.login_id[cut:cut + 10]
+        cases["substring login ID"] += [{"q": q, "match": "contains"} for q in typed(middle, 3)]
+        at = u.email.find("@")
+        cases["substring e-mail"] += [{"q": q, "match": "contains"} for q in typed(u.email[at:at + 12], 3)]
+        if len(u.name) >= 4:
+            cases["substring name"] += [{"q": q, "match": "contains"} for q in typed(u.name[1:], 3)]
+        if u.phone:
+            cases["substring phone"] += [{"q": q, "match": "contains"} for q in typed(u.phone[3:], 3)]
+    return cases
+
+
+def run_http(db_url: str, words: int, workers: int = 2) -> list:
+    """Start gunicorn on the loaded database, sign in both principals, type ``words`` words of each
+    kind per principal; returns (principal, class, p50, p95, max, n, slowest query) rows."""
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    from urllib.parse import urlencode
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from load_concurrent import Client, free_port
+
+    from accounts import scope
+    from accounts.db import database
+    from accounts.models import Contract, User
+
+    with database.atomic():
+        data = http_principals()
+    rnd = random.Random(23)
+    everyone = sample_queries(rnd, words)
+    tree = list(User.select(User, Contract).join(Contract).where(scope.user_condition(data["admin"]))
+                .order_by(User.id))
+    # The parent admin types names from its own tree (half) and from anywhere (half: only its
+    # own users may come back).
+    mine = rnd.sample(tree, min(len(tree), (words + 1) // 2)) + everyone[: words // 2]
+    plans = {"operator": typing_cases(everyone, rnd), "parent admin": typing_cases(mine, rnd)}
+    database.close()
+
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="bench-search-")
+    env = dict(os.environ, DATABASE_URL=db_url, APP_ENV="development", RATELIMIT_ENABLED="0",
+               SECRET_KEY="bench-search", MAIL_SERVER="")
+    err = open(Path(tmp) / "gunicorn.err", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--timeout", "60",
+         "--log-level", "warning", "app:create_app()"], cwd=ROOT, env=env, stdout=err, stderr=err)
+    results = []
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        hx = {"HX-Request": "true"}
+        for who, plan in plans.items():
+            client = Client(port)
+            http_sign_in(client, who, *data["secrets"][who])
+            for _ in range(10):  # both workers: their first requests open connections, load templates
+                client.request("GET", "/admin/?q=warm", headers=hx)
+            every = []
+            for name, queries in plan.items():
+                times = []
+                for q in queries:
+                    path = "/admin/?" + urlencode(q)
+                    t = time.perf_counter()
+                    status, body, _ = client.request("GET", path, headers=hx)
+                    ms = (time.perf_counter() - t) * 1000
+                    assert status == 200, (who, path, status, body[:300])
+                    times.append((ms, q["q"]))
+                every += [(ms, q, name) for ms, q in times]
+                ms_only = [t for t, _ in times]
+                slowest = max(times)
+                results.append((who, name, statistics.median(ms_only), pct(ms_only, 95), slowest[0],
+                                len(times), slowest[1]))
+            first = [ms for ms, q, name in every if name.startswith("prefix") and len(q) == 1]
+            prefix = [ms for ms, q, name in every if name.startswith("prefix")]
+            sub = [ms for ms, q, name in every if name.startswith("substring")]
+            for name, values in (("prefix, first character", first), ("prefix, every key press", prefix),
+                                 ("substring, every key press (3+)", sub)):
+                results.append((who, name, statistics.median(values), pct(values, 95), max(values),
+                                len(values), ""))
+            client.conn.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        err.close()
+    # Development mode logs each request there: show only what is not an access-log line.
+    other = [line for line in (Path(tmp) / "gunicorn.err").read_text().splitlines()
+             if '"GET /' not in line and '"POST /' not in line]
+    if other:
+        print("gunicorn stderr:\n" + "\n".join(other[-20:]))
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="keep an existing loaded database")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mixed",
+                        help="mixed: varied login IDs (default); common: most users share their first "
+                             "characters (user...@example..., 佐藤, 0..., ecid1000...)")
+    parser.add_argument("--http", action="store_true",
+                        help="gunicorn -w 2 over HTTP, real sign-ins, every word typed one character "
+                             "at a time (instead of the test client's sampled queries)")
+    parser.add_argument("--words", type=int, default=30, help="--http: words typed per kind and principal")
     parser.add_argument(
         "--pool",
         action="store_true",
@@ -394,6 +636,7 @@ def main():
     app = create_app(
         {
             "APP_ENV": "development",
+            "SECRET_KEY": os.environ["SECRET_KEY"],
             "DATABASE_URL": args.db,
             "TESTING": True,
             "MAIL_SERVER": None,
@@ -429,13 +672,21 @@ def main():
         if User.select().exists():
             sys.exit("the database already holds users: give an empty one (or --reuse)")
         print(f"loading {args.users:,} users ...", flush=True)
-        times = load(args.users)
+        times = load(args.users, args.dataset)
         print(
             f"load: rows {times['rows_s']:.1f} s, search index {times['index_s']:.1f} s, "
             f"total with counters and ANALYZE {times['total_s']:.1f} s",
             flush=True,
         )
     print(f"users: {User.select().count():,}; uptime: {os.popen('uptime').read().strip()}", flush=True)
+    if args.http:
+        results = run_http(args.db, args.words)
+        print(f"{'principal':<13} {'request':<34} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'n':>5}  "
+              "slowest q")
+        for who, name, p50, p95, top, n, slow in results:
+            print(f"{who:<13} {name:<34} {p50:7.1f} {p95:7.1f} {top:7.1f} {n:5d}  {slow}")
+        print(f"uptime after: {os.popen('uptime').read().strip()}")
+        return
     # No app context around the requests: each test-client request gets its own (and its own g).
     results = run(app, args.queries)
     print(f"{'principal':<13} {'request':<38} {'p50 ms':>8} {'p95 ms':>8} {'n':>5}")

@@ -1102,7 +1102,7 @@ def _import_counts(url) -> tuple[int, int]:
     """(users, B-tree indexes on user and legacy_account) as another process sees them now."""
     from accounts.db import database, init_database
     from accounts.models import User
-    from accounts.search_index import PG_INDEXES
+    from accounts.search_index import OWN_INDEXES
 
     if _pointed_at.get("url") != url:
         init_database(url)
@@ -1110,7 +1110,7 @@ def _import_counts(url) -> tuple[int, int]:
     with database.connection_context():
         return (User.select().count(),
                 sum(1 for t in ("user", "legacy_account") for i in database.get_indexes(t)
-                    if i.name not in PG_INDEXES))
+                    if i.name not in OWN_INDEXES))
 
 
 def _run_import_until(url, csv_path, when):

@@ -115,13 +115,14 @@ def recover_interrupted_run() -> list[str]:
     restored = []
     for model in (User, LegacyAccount):
         have = {tuple(meta.columns) for meta in database.get_indexes(model._meta.table_name)
-                if meta.name not in search_index.PG_INDEXES}  # GIN trigram indexes are no B-trees
+                if meta.name not in search_index.OWN_INDEXES}  # the search's: restored below
         for index in model._meta.fields_to_index():
             columns = tuple(f.column_name for f in index._expressions)
             if columns not in have:
                 database.execute(model._schema._create_index(index, safe=True))
                 have.add(columns)  # the model may declare the same index twice (FK + Meta)
                 restored.append(f"index {model._meta.table_name}({', '.join(columns)})")
+    restored += [f"search index {name}" for name in search_index.create_prefix_indexes()]
     if is_postgres():
         for name, sql in _missing_foreign_keys():
             database.execute_sql(sql)
