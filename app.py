@@ -315,11 +315,11 @@ def _register_hooks(app: Flask) -> None:
 
     @app.context_processor
     def _template_globals():
-        from blueprints.web import site_context
+        from blueprints.web import site_context, unlazy
 
         return {
             "current_locale": str(get_locale()),
-            "format_jst": clock.format_jst,
+            "format_jst": lambda dt, *args, **kwargs: clock.format_jst(unlazy(dt), *args, **kwargs),
             "languages": LANGUAGES,
             **site_context(),
         }

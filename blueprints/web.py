@@ -3,8 +3,9 @@
 areas' forms show."""
 from urllib.parse import urlsplit
 
-from flask import current_app, make_response, render_template, request
+from flask import current_app, has_request_context, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
+from markupsafe import escape
 from werkzeug.routing import IntegerConverter
 
 from accounts import fields
@@ -66,18 +67,90 @@ def base_url() -> str:
     return current_app.config["BASE_URL"].rstrip("/")
 
 
+class Lazy:
+    """A template value read from the database only if a template uses it.
+
+    Context processors run for every template, the htmx fragments included, which show no
+    footer, phase badge or terms warning: a console search's results would otherwise pay three
+    more statements per key press for values it never shows. The value is computed at its first
+    use (truth test, comparison, output) and kept.
+    """
+
+    __slots__ = ("_compute", "_value", "_done")
+
+    def __init__(self, compute):
+        self._compute, self._value, self._done = compute, None, False
+
+    def get(self):
+        if not self._done:
+            self._value, self._done = self._compute(), True
+        return self._value
+
+    def __bool__(self):
+        return bool(self.get())
+
+    def __eq__(self, other):
+        return self.get() == unlazy(other)
+
+    def __ne__(self, other):
+        return self.get() != unlazy(other)
+
+    def __hash__(self):
+        return hash(self.get())
+
+    def __str__(self):
+        return str(self.get())
+
+    def __html__(self):
+        return escape(self.get())
+
+
+def unlazy(value):
+    """The value itself, whether or not it is a Lazy."""
+    return value.get() if isinstance(value, Lazy) else value
+
+
+def once_per_request(key: str, compute, fallback=None):
+    """A value of the database read at most once per request (``fallback`` when it cannot be read:
+    no schema yet, or the database is down, and the error page that says so must still render)."""
+    cache = request.environ if has_request_context() else {}
+    if key not in cache:
+        try:
+            cache[key] = compute()
+        except Exception:
+            cache[key] = fallback
+    return cache[key]
+
+
+def current_period():
+    """The migration period (accounts.period.current), read at most once per request."""
+    from accounts import period
+
+    return once_per_request("portal.migration_period", period.current)
+
+
+def migration_phase() -> str:
+    """before / during / after, from the request's period."""
+    from accounts import period
+
+    current = current_period()
+    return period.phase(period=current) if current else period.AFTER
+
+
 def site_context() -> dict:
     """The footer's facts: the operator's name (``SITE_OPERATOR_NAME``) and whether the demo data is
-    loaded (recorded in the database by ``flask demo``, accounts.site). Read once per request."""
-    from flask import has_request_context
+    loaded (recorded in the database by ``flask demo``, accounts.site), read only if shown."""
+    from accounts import site
 
-    cache = request.environ if has_request_context() else {}
-    if "portal.demo_loaded" not in cache:
-        from accounts import site
-
-        try:
-            cache["portal.demo_loaded"] = site.demo_loaded()
-        except Exception:  # no schema yet, or the database is down: the error page still renders
-            cache["portal.demo_loaded"] = False
     return {"site_operator_name": current_app.config.get("SITE_OPERATOR_NAME") or "",
-            "demo_data_loaded": cache["portal.demo_loaded"]}
+            "demo_data_loaded": Lazy(lambda: once_per_request("portal.demo_loaded", site.demo_loaded,
+                                                               False))}
+
+
+def phase_context() -> dict:
+    """``migration_phase`` and the period's dates for every template, read only if shown."""
+    return {
+        "migration_phase": Lazy(migration_phase),
+        "migration_start": Lazy(lambda: current_period().start_at if current_period() else None),
+        "migration_end": Lazy(lambda: current_period().end_at if current_period() else None),
+    }

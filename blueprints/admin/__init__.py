@@ -7,9 +7,10 @@ console's navigation with ``nav_item(endpoint, label, action, order)``.
 """
 from dataclasses import dataclass
 
-from flask import Blueprint, request
+from flask import Blueprint
 
-from accounts import period, scope
+from accounts import scope
+from blueprints.web import Lazy, migration_phase, once_per_request
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -41,18 +42,13 @@ def _console_context():
     role = scope.role_of(who) if who is not None else None
     items = [i for i in NAV if role and scope.may(who, i.action)]
     return {"console_nav": items, "console_role": role, "console_principal": who if role else None,
-            "migration_phase": _once_per_request("console.migration_phase", period.phase) if role else None,
+            "migration_phase": Lazy(migration_phase) if role else None,
             "visible_spaces": visible_spaces,
-            "terms_missing": _once_per_request("console.terms_missing", lambda: _terms_missing(who))}
-
-
-def _once_per_request(key: str, compute):
-    """A value of the database read once per request: every template rendered in a console
-    request runs this context processor, mails included (a bulk correction renders thousands)."""
-    cache = request.environ
-    if key not in cache:
-        cache[key] = compute()
-    return cache[key]
+            # Read once per request (every template rendered in a console request runs this
+            # context processor, mails included: a bulk correction renders thousands), and only
+            # by a template that shows it (not the htmx fragments).
+            "terms_missing": Lazy(lambda: once_per_request("console.terms_missing",
+                                                            lambda: _terms_missing(who), False))}
 
 
 def _terms_missing(who) -> bool:

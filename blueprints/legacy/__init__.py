@@ -12,7 +12,6 @@ from flask import (
     abort,
     current_app,
     g,
-    has_request_context,
     redirect,
     render_template,
     request,
@@ -21,10 +20,10 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 
-from accounts import fields, legacy, period, tickets
+from accounts import fields, legacy, tickets
 from accounts.models import LegacyAccount
 from blueprints.extensions import limiter
-from blueprints.web import FIELD_RULE_ERRORS, client_ip, is_htmx, render
+from blueprints.web import FIELD_RULE_ERRORS, client_ip, is_htmx, migration_phase, phase_context, render
 from blueprints.web import base_url as web_base_url
 
 bp = Blueprint("legacy", __name__, url_prefix="/legacy")
@@ -61,29 +60,13 @@ TICKET_ERRORS = {
 }
 
 
-def phase_context():
-    """``migration_phase`` and the period's dates for every template (read once per request)."""
-    cache = request.environ if has_request_context() else {}
-    if "portal.migration_period" not in cache:
-        try:
-            cache["portal.migration_period"] = period.current()
-        except Exception:  # a broken database must not break the error page that reports it
-            cache["portal.migration_period"] = None
-    current = cache["portal.migration_period"]
-    return {
-        "migration_phase": period.phase(period=current) if current else period.AFTER,
-        "migration_start": current.start_at if current else None,
-        "migration_end": current.end_at if current else None,
-    }
-
-
 @bp.app_context_processor
 def _migration_phase():
     return phase_context()
 
 
 def _phase() -> str:
-    return phase_context()["migration_phase"]
+    return migration_phase()
 
 
 def _signed_in() -> LegacyAccount | None:
