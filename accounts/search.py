@@ -165,37 +165,6 @@ def _bucket():
     return Expression(User.id, ">>", SQL(str(search_index.BUCKET_BITS)))
 
 
-def _bucket_key(column):
-    """The column as the bucket index holds it (PostgreSQL: in the "C" collation, see
-    accounts.search_index.prefix_index_sql)."""
-    return NodeList((column, SQL('COLLATE "C"'))) if is_postgres() else column
-
-
-def _bucket_query(conds, query: "Query", backwards: bool, top: int | None):
-    """(query, order) for the ids matching ``conds`` (one of them a prefix range on a column of
-    PREFIX_INDEXES) read bucket after bucket from that column's bucket index, ordered by
-    (bucket, id); None when no bucket is left. ``top`` is the highest user id.
-
-    Each bucket's matches are sorted by id within the bucket only, and the query stops at the
-    bucket that fills the page: a prefix of most users costs one bucket (at most 4,096 index
-    entries), a prefix of users gathered anywhere in the table one index seek per bucket before
-    them.
-    """
-    bits = search_index.BUCKET_BITS
-    if top is None:
-        return None
-    if backwards:
-        first, last = 0, min(query.before, top) >> bits
-    else:
-        first, last = (query.after or 0) >> bits, top >> bits
-    if first > last:
-        return None
-    # The buckets as literal numbers (made here, not typed): peewee spends ~20 us building each
-    # bound parameter, and a million users have 245 buckets.
-    buckets = SQL("(" + ",".join(str(b) for b in range(first, last + 1)) + ")")
-    return User.select(User.id).where(_all([*conds, Expression(_bucket(), "IN", buckets)])), _BucketOrder()
-
-
 class _BucketOrder:
     """ORDER BY (bucket, id), ascending or descending, for ``_union_ids``."""
 
@@ -204,12 +173,6 @@ class _BucketOrder:
 
     def desc(self):
         return NodeList((_bucket().desc(), User.id.desc()), glue=", ")
-
-
-def _probe(cond, threshold: int):
-    """How many users ``cond`` matches, counted up to ``threshold`` (at most that many index rows)."""
-    return User.select(fn.COUNT(SQL("*"))).from_(User.select(SQL("1")).where(cond).limit(threshold)
-                                                 .alias("probe"))
 
 
 def _execute(sql: str, params: list, generic: bool = False):
@@ -235,26 +198,6 @@ def _execute(sql: str, params: list, generic: bool = False):
         return cursor.fetchall()
 
 
-def _scalars(queries) -> tuple:
-    """One statement, one round trip: ``SELECT (q1), (q2), ...``."""
-    parts = [q.sql() for q in queries]
-    sql = "SELECT " + ", ".join(f"({text})" for text, _ in parts)
-    return tuple(_execute(sql, [p for _, params in parts for p in params], generic=True)[0])
-
-
-def _union_ids(arms, backwards: bool, limit: int, generic: bool = False) -> list[int]:
-    """The ids of several page queries (query, order column), each its own plan, in one statement."""
-    parts = []
-    for i, (q, order) in enumerate(arms):
-        text, params = q.order_by(order.desc() if backwards else order.asc()).limit(limit).sql()
-        parts.append((f'SELECT * FROM ({text}) AS "arm{i}"', params))
-    if not parts:
-        return []
-    rows = _execute(" UNION ALL ".join(text for text, _ in parts), [p for _, params in parts for p in params],
-                    generic)
-    return sorted({row[0] for row in rows}, reverse=backwards)[:limit]
-
-
 def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int) -> list[int]:
     """The first ``limit`` ids in page order of users a typed prefix starts a column of.
 
@@ -273,49 +216,170 @@ def _prefix_ids(base, keyset_conds, query: "Query", backwards: bool, limit: int)
     The planners guess this badly (SQLite has no statistics, PostgreSQL's histogram is too coarse
     for prefixes and a generic plan knows no prefix at all), so each query is written to have
     only the one plan.
+
+    The statements are written here as text around the scope and filters (rendered by peewee once):
+    peewee took 2.3-3.2 ms to build the probe and arm queries of one key press, more than
+    PostgreSQL takes to run them. Only the rare ECID arm and SQLite's previous page of a bucket
+    query are still built by peewee.
     """
+    p = database.param
     low = query.q.lower()
-    # The login ID's index is (portal, login_id_key): naming both portals lets PostgreSQL use it.
-    bucketed = [(User.login_id_key, low, User.portal.in_(PORTALS) & _range(User.login_id_key, low)),
-                (User.email_key, low, _range(User.email_key, low))]
-    others = _other_prefix_columns(query.q)
-    probes = [*[_probe(cond, BUCKET_COMMON) for _, _, cond in bucketed],
-              *[_probe(_range(column, value), COMMON) for column, value in others],
-              User.select(fn.MAX(User.id))]
+    where, where_params = _where_sql([*base, *keyset_conds])
+    # (column, value, condition's extra text and params) for the login ID and the e-mail: the
+    # login ID's index is (portal, login_id_key): naming both portals lets PostgreSQL use it.
+    portal = (f'"t1"."portal" IN ({", ".join(p for _ in PORTALS)})', list(PORTALS))
+    bucketed = [("login_id_key", low, portal), ("email_key", low, None)]
+    others = [(column.column_name, value) for column, value in _other_prefix_columns(query.q)]
     ecid = bool(ECID_RE.match(query.q))
-    if ecid:
-        contracts = (Contract.select(Contract.users_total).where(_range(Contract.ecid, low))
-                     .limit(ECID_FEW + 1).alias("c"))
-        probes += [Contract.select(fn.COUNT(SQL("*"))).from_(contracts),
-                   Contract.select(fn.COALESCE(fn.SUM(SQL('"c"."users_total"')), 0)).from_(contracts)]
-    counts = _scalars(probes)
+    counts = _scalars_sql(*_probes_sql(bucketed, others, low if ecid else None))
     top = counts[len(bucketed) + len(others)]
-    arms = []
-    found = []
-    for (column, value, cond), n in zip(bucketed, counts, strict=False):
+    arms, found = [], []
+
+    def arm(cond: str, params: list, order: tuple[str, str]):
+        arms.append(_arm_sql(where, where_params, cond, params, order[1] if backwards else order[0], limit))
+
+    for (column, value, extra), n in zip(bucketed, counts, strict=False):
         if n < BUCKET_COMMON:
-            arms.append((User.select(User.id).where(_all([*base, cond, *keyset_conds])), User.id + 0))
+            cond, params = _range_sql(f'"t1"."{column}"', value)
+            if extra:
+                cond, params = f"{extra[0]} AND {cond}", [*extra[1], *params]
+            arm(cond, params, BY_ID_SORTED)
         elif backwards and not is_postgres():
-            found += _sqlite_buckets_backwards([*base, _range(column, value), *keyset_conds], query, top,
-                                               limit)
+            found += _sqlite_buckets_backwards([*base, _range(getattr(User, column), value), *keyset_conds],
+                                               query, top, limit)
         else:
-            bucket = _bucket_query([*base, _range(_bucket_key(column), value), *keyset_conds], query,
-                                   backwards, top)
+            bucket = _bucket_cond(column, value, query, backwards, top)
             if bucket is not None:
-                arms.append(bucket)
+                arm(*bucket)
     for (column, value), n in zip(others, counts[len(bucketed):], strict=False):
         if n >= COMMON:
-            cond = _range(_plain(column), value)
-            arms.append((User.select(User.id).where(_all([*base, cond, *keyset_conds])), User.id))
+            arm(*_range_sql(f"(\"t1\".\"{column}\" || '')", value), BY_ID)
         else:
-            arms.append((User.select(User.id).where(_all([*base, _range(column, value), *keyset_conds])),
-                         User.id + 0))
+            arm(*_range_sql(f'"t1"."{column}"', value), BY_ID_SORTED)
     ecid_arm = _ecid_arm([*base, *keyset_conds], low, counts[-2], counts[-1]) if ecid else None
     if ecid_arm is not None:
-        arms.append(ecid_arm)
+        q, order = ecid_arm
+        arms.append(q.order_by(order.desc() if backwards else order.asc()).limit(limit).sql())
     # The ECID arm's plan depends on the typed value (how many contracts and users it matches).
-    ids = _union_ids(arms, backwards, limit, generic=ecid_arm is None)
+    ids = _union_sql(arms, backwards, limit, generic=ecid_arm is None)
     return sorted({*found, *ids}, reverse=backwards)[:limit]
+
+
+def _where_sql(conds) -> tuple[str, list]:
+    """Conditions on the user table as SQL text on "t1" (the alias of every statement here) and
+    their parameters, rendered by peewee."""
+    if not conds:
+        return "1 = 1", []
+    text, params = User.select(User.id).where(_all(conds)).sql()
+    return text.split(" WHERE ", 1)[1], params
+
+
+def _range_sql(column: str, value: str) -> tuple[str, list]:
+    """``_range`` as text: the prefix ``value`` as a range on ``column``."""
+    p = database.param
+    return f"({column} >= {p} AND {column} < {p})", [value, value + HIGH]
+
+
+BY_ID = ('"t1"."id"', '"t1"."id" DESC')
+BY_ID_SORTED = ('("t1"."id" + 0)', '("t1"."id" + 0) DESC')  # the matches sorted: no walk of the primary key
+
+
+def _arm_sql(where: str, where_params: list, cond: str, params: list, order: str, limit: int):
+    """One column's page statement: the ids matching the scope, filters and keyset (``where``) and
+    ``cond``, in ``order``, up to ``limit``."""
+    return (f'SELECT "t1"."id" FROM "user" AS "t1" WHERE ({where}) AND {cond} ORDER BY {order} LIMIT {limit}',
+            [*where_params, *params])
+
+
+def _bucket_cond(column: str, value: str, query: "Query", backwards: bool, top: int | None):
+    """(condition, params, (order, order backwards)) of a prefix of ``column`` (one of
+    search_index.PREFIX_INDEXES) read bucket after bucket from its bucket index, ordered by
+    (bucket, id); None when no bucket is left. ``top`` is the highest user id.
+
+    Each bucket's matches are sorted by id within the bucket only, and the query stops at the
+    bucket that fills the page: a prefix of most users costs one bucket (at most 4,096 index
+    entries), a prefix of users gathered anywhere in the table one index seek per bucket before
+    them. The shift is written exactly as the index's (an index on an expression serves only the
+    same expression); on PostgreSQL the column in the "C" collation, as the index holds it
+    (accounts.search_index.prefix_index_sql).
+    """
+    buckets = _bucket_list(query, backwards, top)
+    if buckets is None:
+        return None
+    key = f'"t1"."{column}"' + (' COLLATE "C"' if is_postgres() else "")
+    cond, params = _range_sql(key, value)
+    shift = f'("t1"."id" >> {search_index.BUCKET_BITS})'
+    return (f"{cond} AND {shift} IN ({buckets})", params,
+            (f'{shift}, "t1"."id"', f'{shift} DESC, "t1"."id" DESC'))
+
+
+_PROBES_SQL: dict[tuple, str] = {}
+ECID_COLUMN = '"t1"."ecid"'
+
+
+def _probes_sql(bucketed, others, ecid_low: str | None) -> tuple[str, list]:
+    """The probe statement: each column's matches counted up to its threshold, the highest user
+    id, and for an ECID prefix the matching contracts (up to ECID_FEW + 1) and their users."""
+    p = database.param
+    params = []
+    for _, value, extra in bucketed:
+        params += [*(extra[1] if extra else []), value, value + HIGH]
+    for _, value in others:
+        params += [value, value + HIGH]
+    if ecid_low is not None:
+        params += [ecid_low, ecid_low + HIGH] * 2
+    key = (p, tuple(c for c, _, _ in bucketed), tuple(c for c, _ in others), ecid_low is not None,
+           BUCKET_COMMON, COMMON, ECID_FEW)
+    sql = _PROBES_SQL.get(key)
+    if sql is None:
+        def count(cond: str, threshold: int) -> str:
+            return (f'(SELECT COUNT(*) FROM (SELECT 1 FROM "user" AS "t1" WHERE {cond} LIMIT {threshold}) '
+                    f'AS "probe")')
+
+        parts = []
+        for column, value, extra in bucketed:
+            cond = _range_sql(f'"t1"."{column}"', value)[0]
+            parts.append(count(f"{extra[0]} AND {cond}" if extra else cond, BUCKET_COMMON))
+        parts += [count(_range_sql(f'"t1"."{column}"', value)[0], COMMON) for column, value in others]
+        parts.append('(SELECT MAX("t1"."id") FROM "user" AS "t1")')
+        if ecid_low is not None:
+            contracts = (f'(SELECT "t1"."users_total" FROM "contract" AS "t1" WHERE '
+                         f'{_range_sql(ECID_COLUMN, "")[0]} LIMIT {ECID_FEW + 1}) AS "c"')
+            parts += [f"(SELECT COUNT(*) FROM {contracts})",
+                      f'(SELECT COALESCE(SUM("c"."users_total"), 0) FROM {contracts})']
+        sql = "SELECT " + ", ".join(parts)
+        _PROBES_SQL[key] = sql
+    return sql, params
+
+
+def _scalars_sql(sql: str, params: list) -> tuple:
+    """One statement of scalar subqueries, one round trip; on PostgreSQL with a generic plan."""
+    return tuple(_execute(sql, params, generic=True)[0])
+
+
+def _union_sql(arms, backwards: bool, limit: int, generic: bool) -> list[int]:
+    """The ids of several page statements (text, params), each its own plan, in one statement."""
+    if not arms:
+        return []
+    text = " UNION ALL ".join(f'SELECT * FROM ({sql}) AS "arm{i}"' for i, (sql, _) in enumerate(arms))
+    rows = _execute(text, [v for _, params in arms for v in params], generic)
+    return sorted({row[0] for row in rows}, reverse=backwards)[:limit]
+
+
+def _bucket_list(query: "Query", backwards: bool, top: int | None) -> str | None:
+    """The buckets a bucket query reads, as literal numbers (made here, not typed: a million users
+    have 245 buckets, and a bound parameter each would cost more than the query), or None when no
+    bucket is left. ``top`` is the highest user id."""
+    bits = search_index.BUCKET_BITS
+    if top is None:
+        return None
+    if backwards:
+        first, last = 0, min(query.before, top) >> bits
+    else:
+        first, last = (query.after or 0) >> bits, top >> bits
+    if first > last:
+        return None
+    return ",".join(str(b) for b in range(first, last + 1))
 
 
 def _sqlite_buckets_backwards(conds, query: "Query", top: int | None, limit: int) -> list[int]:
