@@ -189,8 +189,9 @@ def _execute(sql: str, params: list, generic: bool = False):
     with __exception_wrapper__:  # driver errors as peewee.OperationalError etc., like execute_sql
         connection = database.connection()
         setting, cursor = connection.cursor(), connection.cursor()
-        # One pipeline: the three statements cost one round trip. A failure fails the rest of
-        # the pipeline and raises here; the setting never outlives the statement.
+        # One pipeline, one round trip. It is one transaction (one Sync, or the caller's): a
+        # failure skips the RESET but rolls the SET back with it, so the pooled connection's other
+        # statements keep their custom plans either way (tests/accounts/test_admin_search.py).
         with connection.pipeline():
             setting.execute("SET plan_cache_mode = force_generic_plan")
             cursor.execute(sql, params, prepare=True)

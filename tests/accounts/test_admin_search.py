@@ -2,7 +2,7 @@
 import datetime
 
 import pytest
-from peewee import fn
+from peewee import DataError, fn
 
 from accounts import scope, search, search_index
 from accounts.clock import utcnow
@@ -263,3 +263,22 @@ def test_the_bucket_indexes_are_built_as_the_search_declares_them(db):
         declared = search_index.prefix_index_sql(name, is_postgres())
         assert name in have
         assert _normal(have[name]) == _normal(declared), (have[name], declared)
+
+
+def test_the_generic_plan_setting_never_outlives_the_prefix_search(db):
+    """The prefix search's statements run with plan_cache_mode = force_generic_plan; the pooled
+    connection's later statements (the ECID arm, every other page) must get their custom plans
+    back, after a search and after a statement that failed."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's plan cache setting")
+    op = _spread_world()["operator"]
+
+    def setting():
+        return database.execute_sql("SHOW plan_cache_mode").fetchone()[0]
+
+    assert setting() == "auto"
+    assert search.search(op, search.Query(q="u")).users
+    assert setting() == "auto"
+    with pytest.raises(DataError):  # division by zero, raised as peewee's error like execute_sql's
+        search._execute('SELECT 1 / 0 FROM "user" WHERE id > %s', [0], generic=True)
+    assert setting() == "auto"
