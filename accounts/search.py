@@ -175,20 +175,33 @@ class _BucketOrder:
         return NodeList((_bucket().desc(), User.id.desc()), glue=", ")
 
 
-def _execute(sql: str, params: list, generic: bool = False):
-    """Run ``sql``; with ``generic``, on PostgreSQL, as a prepared statement with a generic plan.
+GENERIC = "generic"
+CUSTOM = "custom"
 
-    For the prefix search's two statements, whose every part has one possible plan by its shape:
-    planning them for each typed value cost more than running them (the bucket arms with their
-    list of buckets: about 2.5 ms of planning for 3 ms of execution, the probe 0.8 ms for 1 ms),
-    and PostgreSQL plans a prepared statement anew for every value until it trusts a generic
-    plan, if it ever does. The setting holds for this statement only.
+
+def _execute(sql: str, params: list, plan: str | None = None):
+    """Run ``sql`` and return its rows; on PostgreSQL, ``plan`` chooses how it is planned.
+
+    - GENERIC: prepared, with a generic plan. For the prefix search's two statements, whose every
+      part has one possible plan by its shape: planning them for each typed value cost more than
+      running them (the bucket arms with their list of buckets: about 2.5 ms of planning for 3 ms
+      of execution, the probe 0.8 ms for 1 ms), and PostgreSQL plans a prepared statement anew
+      for every value until it trusts a generic plan, if it ever does. The setting holds for this
+      statement only.
+    - CUSTOM: never prepared, so planned for its values every time. For a substring's trigram
+      statement: psycopg prepares a statement run five times, and PostgreSQL may then keep a
+      plan made without the pattern, which cannot know how many rows hold its trigrams (seen:
+      1 s instead of 3 ms for ``r0123``).
     """
-    if not (generic and is_postgres()):
+    if plan is None or not is_postgres():
         return database.execute_sql(sql, params).fetchall()
     with __exception_wrapper__:  # driver errors as peewee.OperationalError etc., like execute_sql
         connection = database.connection()
-        setting, cursor = connection.cursor(), connection.cursor()
+        cursor = connection.cursor()
+        if plan == CUSTOM:
+            cursor.execute(sql, params, prepare=False)
+            return cursor.fetchall()
+        setting = connection.cursor()
         # One pipeline, one round trip. It is one transaction (one Sync, or the caller's): a
         # failure skips the RESET but rolls the SET back with it, so the pooled connection's other
         # statements keep their custom plans either way (tests/accounts/test_admin_search.py).
@@ -355,7 +368,7 @@ def _probes_sql(bucketed, others, ecid_low: str | None) -> tuple[str, list]:
 
 def _scalars_sql(sql: str, params: list) -> tuple:
     """One statement of scalar subqueries, one round trip; on PostgreSQL with a generic plan."""
-    return tuple(_execute(sql, params, generic=True)[0])
+    return tuple(_execute(sql, params, GENERIC)[0])
 
 
 def _union_sql(arms, backwards: bool, limit: int, generic: bool) -> list[int]:
@@ -363,7 +376,7 @@ def _union_sql(arms, backwards: bool, limit: int, generic: bool) -> list[int]:
     if not arms:
         return []
     text = " UNION ALL ".join(f'SELECT * FROM ({sql}) AS "arm{i}"' for i, (sql, _) in enumerate(arms))
-    rows = _execute(text, [v for _, params in arms for v in params], generic)
+    rows = _execute(text, [v for _, params in arms for v in params], GENERIC if generic else None)
     return sorted({row[0] for row in rows}, reverse=backwards)[:limit]
 
 
@@ -460,19 +473,23 @@ def _small_scope(principal) -> bool:
     return (total or 0) < SMALL_SCOPE
 
 
-def _ids(query, id_col, backwards: bool, limit: int) -> list[int]:
-    return [row[0] for row in query.order_by(id_col.desc() if backwards else id_col.asc())
-            .limit(limit).tuples()]
+def _ids(query, id_col, backwards: bool, limit: int, plan: str | None = None) -> list[int]:
+    sql, params = query.order_by(id_col.desc() if backwards else id_col.asc()).limit(limit).sql()
+    return [row[0] for row in _execute(sql, params, plan)]
 
 
-WINDOW = 20_000
+# The window's size: a substring whose matches are spread fills a page within it when it has
+# more than about 26 / WINDOW of the users (6,500 of a million); a rarer one is cheaper through the
+# trigram indexes (fewer candidates to recheck) than through the window (about 2 us a row: 45 ms
+# for 20,000 rows when the matches start further on, as for every login ID typed from its middle).
+WINDOW = 4_000
 
 
 def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str, raw: str) -> list[int]:
-    """Substring ids on PostgreSQL, per column: first the next WINDOW ids in page order (a common
-    substring fills the page there, cheaply), then the trigram index beyond that window (a rare
-    one). pg_trgm alone rechecks every row holding the substring's trigrams, which for a medium
-    rare substring of common trigrams means tens of thousands of rows; walking ids alone reads the
+    """Substring ids on PostgreSQL: first the next WINDOW ids in page order (a common substring
+    fills the page there, cheaply), then the trigram indexes beyond that window (a rare one).
+    pg_trgm alone rechecks every row holding the substring's trigrams, which for a medium rare
+    substring of common trigrams means tens of thousands of rows; walking ids alone reads the
     whole table for a rare one.
     """
     order = User.id.desc() if backwards else User.id.asc()
@@ -493,13 +510,18 @@ def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str,
     found = set(_ids(User.select(User.id).where(_all([*base, *keyset_conds, *inside, either])), User.id,
                      backwards, limit))
     # Ids beyond the window come after every id in it: only needed while the page is not full
-    # (then no column filled a page in the window, so each is looked up beyond it).
+    # (then no column filled a page in the window, so the columns are looked up beyond it). One
+    # statement: the four trigram indexes' bitmaps OR-ed, each candidate row read and rechecked
+    # once. The login ID and the e-mail are often the same text: per column, a substring most of
+    # them hold (``r01``: 85,000 users together, 100,000 ids in) was rechecked twice.
     if edge is not None and len(found) < limit:
         beyond = User.id < edge if backwards else User.id > edge
-        for cond in columns:
-            # id + 0: the planner may not walk the primary key here (that is what the window did).
-            found.update(_ids(User.select(User.id).where(_all([*base, beyond, cond])), User.id + 0,
-                              backwards, limit))
+        either = columns[0]
+        for cond in columns[1:]:
+            either = either | cond
+        # id + 0: the planner may not walk the primary key here (that is what the window did).
+        found.update(_ids(User.select(User.id).where(_all([*base, beyond, either])), User.id + 0,
+                          backwards, limit, CUSTOM))
     return sorted(found, reverse=backwards)[:limit]
 
 

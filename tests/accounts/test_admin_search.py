@@ -280,5 +280,5 @@ def test_the_generic_plan_setting_never_outlives_the_prefix_search(db):
     assert search.search(op, search.Query(q="u")).users
     assert setting() == "auto"
     with pytest.raises(DataError):  # division by zero, raised as peewee's error like execute_sql's
-        search._execute('SELECT 1 / 0 FROM "user" WHERE id > %s', [0], generic=True)
+        search._execute('SELECT 1 / 0 FROM "user" WHERE id > %s', [0], search.GENERIC)
     assert setting() == "auto"
