@@ -483,6 +483,7 @@ def _ids(query, id_col, backwards: bool, limit: int, plan: str | None = None) ->
 # trigram indexes (fewer candidates to recheck) than through the window (about 2 us a row: 45 ms
 # for 20,000 rows when the matches start further on, as for every login ID typed from its middle).
 WINDOW = 4_000
+NAME_WINDOW = 20_000
 
 
 def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str, raw: str) -> list[int]:
@@ -491,38 +492,68 @@ def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str,
     pg_trgm alone rechecks every row holding the substring's trigrams, which for a medium rare
     substring of common trigrams means tens of thousands of rows; walking ids alone reads the
     whole table for a rare one.
+
+    A substring holding a space has a longer window of its own for the name (NAME_WINDOW): a name
+    typed across its full-width space (藤　花子) splits into one-character words whose trigrams
+    half the names hold, so its trigram candidates number in the hundreds of thousands, while its
+    matches are usually dense enough to fill a page within 20,000 ids.
     """
     order = User.id.desc() if backwards else User.id.asc()
-    edge = (User.select(User.id).where(_all([*base, *keyset_conds])).order_by(order)
-            .offset(WINDOW - 1).limit(1).scalar())
+
+    def edge_at(offset: int):
+        return (User.select(User.id).where(_all([*base, *keyset_conds])).order_by(order)
+                .offset(offset - 1).limit(1))
+
+    if any(c.isspace() for c in raw):
+        (at, at_params), (name_at, name_params) = edge_at(WINDOW).sql(), edge_at(NAME_WINDOW).sql()
+        edge, name_edge = _execute(f"SELECT ({at}), ({name_at})", [*at_params, *name_params])[0]
+    else:  # its trigrams are selective: the name needs no window of its own
+        edge = name_edge = edge_at(WINDOW).scalar()
     # The *_key columns are lower case already: LIKE is cheaper to recheck than ILIKE.
-    columns = [Expression(User.login_id_key, "LIKE", low), Expression(User.email_key, "LIKE", low),
-               # A query without letters that have case (Japanese, digits) needs no ILIKE.
-               Expression(User.name, "LIKE" if raw.lower() == raw.upper() else "ILIKE", raw),
-               Expression(User.phone, "LIKE", raw)]
-    inside = [] if edge is None else [User.id >= edge] if backwards else [User.id <= edge]
-    # In the window, one pass checks every column; (col || '') keeps the trigram indexes out: the
-    # primary key range is cheaper.
-    either = None
-    for cond in columns:
-        plain = Expression(_plain(cond.lhs), cond.op, cond.rhs)
-        either = plain if either is None else (either | plain)
-    found = set(_ids(User.select(User.id).where(_all([*base, *keyset_conds, *inside, either])), User.id,
-                     backwards, limit))
-    # Ids beyond the window come after every id in it: only needed while the page is not full
-    # (then no column filled a page in the window, so the columns are looked up beyond it). One
-    # statement: the four trigram indexes' bitmaps OR-ed, each candidate row read and rechecked
-    # once. The login ID and the e-mail are often the same text: per column, a substring most of
-    # them hold (``r01``: 85,000 users together, 100,000 ids in) was rechecked twice.
+    name = Expression(User.name, "LIKE" if raw.lower() == raw.upper() else "ILIKE", raw)  # ILIKE: letters
+    others = [Expression(User.login_id_key, "LIKE", low), Expression(User.email_key, "LIKE", low),
+              Expression(User.phone, "LIKE", raw)]
+
+    def upto(e):
+        return [] if e is None else [User.id >= e] if backwards else [User.id <= e]
+
+    def after(e):
+        return [User.id < e] if backwards else [User.id > e]
+
+    def plain(conds):
+        """The conditions OR-ed, each as ``col || ''``: the trigram indexes kept out of a window,
+        where the primary key's range is cheaper."""
+        return _any([Expression(_plain(c.lhs), c.op, c.rhs) for c in conds])
+
+    # In the window, one pass checks every column.
+    window = _all([*base, *keyset_conds, *upto(edge), plain([name, *others])])
+    found = set(_ids(User.select(User.id).where(window),
+                     User.id, backwards, limit))
+    # Ids beyond a window come after every id in it: only needed while the page is not full.
     if edge is not None and len(found) < limit:
-        beyond = User.id < edge if backwards else User.id > edge
-        either = columns[0]
-        for cond in columns[1:]:
-            either = either | cond
+        # The name alone, on to its own window's edge.
+        names = [] if name_edge == edge else _ids(
+            User.select(User.id).where(_all([*base, *after(edge), *upto(name_edge), plain([name])])),
+            User.id, backwards, limit)
+        found.update(names)
+        # The other columns beyond the window, and the name beyond its window unless it filled a
+        # page there (then every later name has a later id): one statement, the trigram indexes'
+        # bitmaps OR-ed, each candidate row read and rechecked once (the login ID and the e-mail
+        # are often the same text: r01's 85,000 rows were rechecked twice, one statement a column).
+        beyond = _all([*after(edge), _any(others)])
+        if name_edge is not None and len(names) < limit:
+            beyond = beyond | _all([*after(name_edge), name])
         # id + 0: the planner may not walk the primary key here (that is what the window did).
-        found.update(_ids(User.select(User.id).where(_all([*base, beyond, either])), User.id + 0,
-                          backwards, limit, CUSTOM))
+        found.update(_ids(User.select(User.id).where(_all([*base, beyond])), User.id + 0, backwards, limit,
+                          CUSTOM))
     return sorted(found, reverse=backwards)[:limit]
+
+
+def _any(conds):
+    either = conds[0]
+    for c in conds[1:]:
+        either = either | c
+    return either
 
 
 @dataclass(frozen=True, slots=True)

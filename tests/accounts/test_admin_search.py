@@ -282,3 +282,34 @@ def test_the_generic_plan_setting_never_outlives_the_prefix_search(db):
     with pytest.raises(DataError):  # division by zero, raised as peewee's error like execute_sql's
         search._execute('SELECT 1 / 0 FROM "user" WHERE id > %s', [0], search.GENERIC)
     assert setting() == "auto"
+
+
+@pytest.mark.parametrize("window,name_window", [(4000, 20000), (5, 12), (3, 3)])
+def test_every_substring_pages_like_the_obvious_query_whatever_the_windows(db, monkeypatch, window,
+                                                                           name_window):
+    """PostgreSQL looks through a window of ids, the name through a longer one, then the trigram
+    indexes beyond them; SQLite through its FTS table. Every page of every needle, with windows
+    that end before, inside and after the matches, is the obvious filter over all users."""
+    monkeypatch.setattr(search, "WINDOW", window)
+    monkeypatch.setattr(search, "NAME_WINDOW", name_window)
+    op = _op()
+    contract = gen_contract()
+    family = ["佐藤", "山下", "伊藤", "加藤"]
+    given = ["花子", "裕太", "大輔", "一郎"]
+    for i in range(40):
+        gen_user(contract, login_id=f"user{i:04d}r01@example.co.jp", email=f"mail{i}@EXAMPLE.ne.jp",
+                 name=f"{family[i % 4]}\u3000{given[(i // 3) % 4]}", phone=f"03{i:04d}0753")
+    users = list(User.select().order_by(User.id))
+    needles = ["藤\u3000花", "下\u3000裕太", "r01@", "0753", "0012", "@example.ne", "藤\u3000一郎", "zzz"]
+    for needle in needles:
+        low = needle.lower()
+        expected = [u.id for u in users if low in u.login_id_key or low in u.email_key
+                    or low in u.name.lower() or needle in (u.phone or "")]
+        seen, after = [], None
+        while True:
+            page = search.search(op, search.Query(q=needle, match="contains", after=after), page_size=7)
+            seen += [u.id for u in page.users]
+            if page.next_after is None:
+                break
+            after = page.next_after
+        assert seen == expected, needle
