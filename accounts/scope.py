@@ -68,9 +68,13 @@ def contract_ids_in_scope(principal) -> list[int] | None:
     return []
 
 
-def user_condition(principal):
-    """A peewee expression restricting ``User`` rows to the principal's scope (put it IN the query)."""
-    ids = contract_ids_in_scope(principal)
+_ASK = object()
+
+
+def user_condition(principal, ids=_ASK):
+    """A peewee expression restricting ``User`` rows to the principal's scope (put it IN the query).
+    ``ids``: the principal's contract_ids_in_scope when the caller has them already."""
+    ids = contract_ids_in_scope(principal) if ids is _ASK else ids
     if ids is None:
         return User.id.is_null(False)
     if not ids:
@@ -80,8 +84,8 @@ def user_condition(principal):
     return User.contract.in_(ids)
 
 
-def contract_condition(principal):
-    ids = contract_ids_in_scope(principal)
+def contract_condition(principal, ids=_ASK):
+    ids = contract_ids_in_scope(principal) if ids is _ASK else ids
     if ids is None:
         return Contract.id.is_null(False)
     if not ids:

@@ -112,7 +112,7 @@ def _plain(column):
     return column.concat("")
 
 
-def _small_scope_prefix_conditions(q: str, principal) -> list:
+def _small_scope_prefix_conditions(q: str, principal, in_scope) -> list:
     """One condition per column the typed prefix may start, deliberately in a form no index
     serves, so that a small scope's contract index drives the query instead."""
     low = q.lower()
@@ -121,7 +121,7 @@ def _small_scope_prefix_conditions(q: str, principal) -> list:
     if ECID_RE.match(q):
         # The scope's contracts only: an ECID prefix such as "ecid1" matches every contract.
         conds.append(User.contract.in_(Contract.select(Contract.id).where(
-            _range(Contract.ecid, low) & scope.contract_condition(principal))))
+            _range(Contract.ecid, low) & scope.contract_condition(principal, in_scope))))
     return conds
 
 
@@ -135,6 +135,11 @@ def _other_prefix_columns(q: str) -> list:
 
 
 ECID_FEW = 100  # contracts: up to this many, their ids go into the query
+# A few contracts holding fewer users than this: their users through the contract index, then a
+# sort; more: the ids walked in order (26 of a contract's 20,000 users come within ~1,300 ids). A
+# walk costs about 2.5 us a row, the index 0.15 us an entry: they cross near 20,000 users (one
+# contract of 10,000 users: 13 ms walking, 2 ms through the index).
+ECID_COMMON = 20_000
 
 
 def _ecid_arm(conds, low: str, contracts: int, users: int):
@@ -154,7 +159,7 @@ def _ecid_arm(conds, low: str, contracts: int, users: int):
         cond = fn.EXISTS(Contract.select(SQL("1")).where((Contract.id == User.contract) & ecid))
         return User.select(User.id).where(_all([*conds, cond])), User.id
     ids = Contract.select(Contract.id).where(ecid)
-    if users < COMMON:
+    if users < ECID_COMMON:
         return User.select(User.id).where(_all([*conds, User.contract.in_(ids)])), User.id + 0
     return User.select(User.id).where(_all([*conds, (User.contract + 0).in_(ids)])), User.id
 
@@ -177,38 +182,55 @@ class _BucketOrder:
 
 GENERIC = "generic"
 CUSTOM = "custom"
+SERIAL = "serial"
+# How each plan mode runs a statement on PostgreSQL: prepared or not, and the settings it runs with.
+# No search statement runs in parallel workers: they read a page, and launching the workers cost
+# 20-25 ms here, more than the statement (an ECID prefix of one large contract: 33 ms with two
+# workers for 5,000 rows a single process reads in 3 ms).
+_PLANS = {
+    GENERIC: (True, {"plan_cache_mode": "force_generic_plan", "max_parallel_workers_per_gather": "0"}),
+    SERIAL: (False, {"max_parallel_workers_per_gather": "0"}),
+    CUSTOM: (False, {}),
+}
 
 
 def _execute(sql: str, params: list, plan: str | None = None):
     """Run ``sql`` and return its rows; on PostgreSQL, ``plan`` chooses how it is planned.
 
-    - GENERIC: prepared, with a generic plan. For the prefix search's two statements, whose every
-      part has one possible plan by its shape: planning them for each typed value cost more than
-      running them (the bucket arms with their list of buckets: about 2.5 ms of planning for 3 ms
-      of execution, the probe 0.8 ms for 1 ms), and PostgreSQL plans a prepared statement anew
-      for every value until it trusts a generic plan, if it ever does. The setting holds for this
-      statement only.
-    - CUSTOM: never prepared, so planned for its values every time. For a substring's trigram
-      statement: psycopg prepares a statement run five times, and PostgreSQL may then keep a
-      plan made without the pattern, which cannot know how many rows hold its trigrams (seen:
-      1 s instead of 3 ms for ``r0123``).
+    - GENERIC: prepared, with a generic plan, serial. For the prefix search's two statements,
+      whose every part has one possible plan by its shape: planning them for each typed value cost
+      more than running them (the bucket arms with their list of buckets: about 2.5 ms of planning
+      for 3 ms of execution, the probe 0.8 ms for 1 ms), and PostgreSQL plans a prepared
+      statement anew for every value until it trusts a generic plan, if it ever does.
+    - SERIAL: planned for its values, serial (the prefix search with an ECID arm, whose plan
+      depends on how many contracts and users the value matches).
+    - CUSTOM: never prepared, so planned for its values every time; parallel workers allowed. For
+      a substring's trigram statement: psycopg prepares a statement run five times, and
+      PostgreSQL may then keep a plan made without the pattern, which cannot know how many rows
+      hold its trigrams (seen: 1 s instead of 3 ms for ``r0123``); a common trigram's tens of
+      thousands of rows are rechecked faster by three processes.
+
+    The settings hold for this statement only.
     """
     if plan is None or not is_postgres():
         return database.execute_sql(sql, params).fetchall()
+    prepare, settings = _PLANS[plan]
     with __exception_wrapper__:  # driver errors as peewee.OperationalError etc., like execute_sql
         connection = database.connection()
         cursor = connection.cursor()
-        if plan == CUSTOM:
-            cursor.execute(sql, params, prepare=False)
+        if not settings:
+            cursor.execute(sql, params, prepare=prepare)
             return cursor.fetchall()
         setting = connection.cursor()
         # One pipeline, one round trip. It is one transaction (one Sync, or the caller's): a
-        # failure skips the RESET but rolls the SET back with it, so the pooled connection's other
-        # statements keep their custom plans either way (tests/accounts/test_admin_search.py).
+        # failure skips the RESETs but rolls the SETs back with it, so the pooled connection's
+        # other statements run as configured either way (tests/accounts/test_admin_search.py).
         with connection.pipeline():
-            setting.execute("SET plan_cache_mode = force_generic_plan")
-            cursor.execute(sql, params, prepare=True)
-            setting.execute("RESET plan_cache_mode")
+            for name, value in settings.items():
+                setting.execute(f"SET {name} = {value}")
+            cursor.execute(sql, params, prepare=prepare)
+            for name in settings:
+                setting.execute(f"RESET {name}")
         return cursor.fetchall()
 
 
@@ -376,7 +398,7 @@ def _union_sql(arms, backwards: bool, limit: int, generic: bool) -> list[int]:
     if not arms:
         return []
     text = " UNION ALL ".join(f'SELECT * FROM ({sql}) AS "arm{i}"' for i, (sql, _) in enumerate(arms))
-    rows = _execute(text, [v for _, params in arms for v in params], GENERIC if generic else None)
+    rows = _execute(text, [v for _, params in arms for v in params], GENERIC if generic else SERIAL)
     return sorted({row[0] for row in rows}, reverse=backwards)[:limit]
 
 
@@ -465,8 +487,8 @@ def _like(column, pattern):
     return NodeList((column, SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
 
 
-def _small_scope(principal) -> bool:
-    ids = scope.contract_ids_in_scope(principal)
+def _small_scope(ids) -> bool:
+    """Whether the contracts ``ids`` (scope.contract_ids_in_scope; None: all) hold few users."""
     if ids is None:
         return False
     total = Contract.select(fn.SUM(Contract.users_total)).where(Contract.id.in_(ids or [0])).scalar()
@@ -527,14 +549,13 @@ def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str,
 
     # In the window, one pass checks every column.
     window = _all([*base, *keyset_conds, *upto(edge), plain([name, *others])])
-    found = set(_ids(User.select(User.id).where(window),
-                     User.id, backwards, limit))
+    found = set(_ids(User.select(User.id).where(window), User.id, backwards, limit, SERIAL))
     # Ids beyond a window come after every id in it: only needed while the page is not full.
     if edge is not None and len(found) < limit:
         # The name alone, on to its own window's edge.
         names = [] if name_edge == edge else _ids(
             User.select(User.id).where(_all([*base, *after(edge), *upto(name_edge), plain([name])])),
-            User.id, backwards, limit)
+            User.id, backwards, limit, SERIAL)
         found.update(names)
         # The other columns beyond the window, and the name beyond its window unless it filled a
         # page there (then every later name has a later id): one statement, the trigram indexes'
@@ -622,7 +643,9 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
     First the ids of the page (each strategy picks index-friendly queries, with the scope and the
     filters inside), then one query for those rows with their contracts.
     """
-    base = [scope.user_condition(principal), *_filters(query)]
+    # The scope's contracts are read once (a parent admin's children are a query).
+    in_scope = scope.contract_ids_in_scope(principal)
+    base = [scope.user_condition(principal, in_scope), *_filters(query)]
     backwards = query.before is not None and query.after is None
     limit = page_size + 1
 
@@ -635,12 +658,12 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
         if len(query.q) < SUBSTRING_MIN:
             return Page()
         low, raw = like_pattern(query.q.lower()), like_pattern(query.q)
-        if _small_scope(principal):
+        if _small_scope(in_scope):
             like = (lambda c, p: _plain(c).ilike(p)) if is_postgres() else _like
             cond = (like(User.login_id_key, low) | like(User.email_key, low) | like(User.name, raw)
                     | like(User.phone, raw))
             ids = _ids(User.select(User.id).where(_all([*base, cond, *keyset(User.id)])), User.id,
-                       backwards, limit)
+                       backwards, limit, SERIAL)
         elif is_postgres():
             ids = _pg_substring_ids(base, keyset(User.id), backwards, limit, low, raw)
         else:
@@ -649,14 +672,14 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
                  .where(_all([*base, Expression(USER_SEARCH.user_search, "MATCH", fts_phrase(query.q)),
                               *keyset(USER_SEARCH.rowid)])))
             ids = _ids(q, USER_SEARCH.rowid, backwards, limit)
-    elif query.q and _small_scope(principal):
+    elif query.q and _small_scope(in_scope):
         # A few contracts: one pass over the scope's own rows (contract index) checks every column.
-        cond = _small_scope_prefix_conditions(query.q, principal)
+        cond = _small_scope_prefix_conditions(query.q, principal, in_scope)
         either = cond[0]
         for c in cond[1:]:
             either = either | c
         ids = _ids(User.select(User.id).where(_all([*base, either, *keyset(User.id)])), User.id,
-                   backwards, limit)
+                   backwards, limit, SERIAL)
     elif query.q:
         ids = _prefix_ids(base, keyset(User.id), query, backwards, limit)
     else:

@@ -193,6 +193,7 @@ def test_every_typed_prefix_pages_like_the_obvious_query_in_every_scope(db, monk
                                                                          ecid_few):
     monkeypatch.setattr(search, "SMALL_SCOPE", small_scope)
     monkeypatch.setattr(search, "COMMON", common)
+    monkeypatch.setattr(search, "ECID_COMMON", common if common == 2 else search.ECID_COMMON)
     monkeypatch.setattr(search, "BUCKET_COMMON", common)
     monkeypatch.setattr(search, "ECID_FEW", ecid_few)
     principals = _spread_world()
@@ -273,15 +274,19 @@ def test_the_generic_plan_setting_never_outlives_the_prefix_search(db):
         pytest.skip("PostgreSQL's plan cache setting")
     op = _spread_world()["operator"]
 
-    def setting():
-        return database.execute_sql("SHOW plan_cache_mode").fetchone()[0]
+    def settings():
+        return [database.execute_sql(f"SHOW {name}").fetchone()[0]
+                for name in ("plan_cache_mode", "max_parallel_workers_per_gather")]
 
-    assert setting() == "auto"
-    assert search.search(op, search.Query(q="u")).users
-    assert setting() == "auto"
-    with pytest.raises(DataError):  # division by zero, raised as peewee's error like execute_sql's
-        search._execute('SELECT 1 / 0 FROM "user" WHERE id > %s', [0], search.GENERIC)
-    assert setting() == "auto"
+    configured = settings()
+    assert configured[0] == "auto"
+    for q in ("u", "ecid1"):  # a generic plan; a custom one with an ECID arm, both serial
+        assert search.search(op, search.Query(q=q)).users
+        assert settings() == configured
+    for plan in (search.GENERIC, search.SERIAL):
+        with pytest.raises(DataError):  # division by zero, raised as peewee's error like execute_sql's
+            search._execute('SELECT 1 / 0 FROM "user" WHERE id > %s', [0], plan)
+        assert settings() == configured
 
 
 @pytest.mark.parametrize("window,name_window", [(4000, 20000), (5, 12), (3, 3)])
