@@ -5,11 +5,14 @@ issue 14: every key press of a prefix, from the first character, under 15 ms):
 - prefix search is a B-tree range per column (``col >= q AND col < q || U+FFFF``), which both
   SQLite and PostgreSQL answer from the user table's indexes, unlike ``LIKE 'q%'`` whose index use
   depends on collation settings; login ID and e-mail through (id bucket, column) indexes read in
-  bucket order (``_bucket_query``), so that a prefix most users share and a prefix whose users sit
-  together at the end of the table both cost about one page;
+  bucket order (``_bucket_cond``), so that a prefix most users share and a prefix whose users sit
+  together at the end of the table both cost about one page; its statements are written as text
+  around the scope (``_prefix_ids``) and, on PostgreSQL, run with a generic plan (``_execute``);
 - substring search (3+ characters) goes through the trigram index (FTS5 on SQLite, pg_trgm on
   PostgreSQL): on SQLite the FTS table drives the query in rowid (= user id) order, so a common
-  substring stops after one page instead of sorting every match;
+  substring stops after one page instead of sorting every match; on PostgreSQL a window of ids
+  comes first (``_pg_substring_ids``);
+- a page is read as plain ``Found`` rows, not model instances;
 - pages are keyset pages on the user id (``id > after`` / ``id < before``) fetching one row more
   than shown to know whether there is a next page: no OFFSET and no total count on the hot path;
 - the caller's scope (accounts.scope.user_condition) is a condition of the same query, never a
