@@ -485,6 +485,13 @@ def _all(conds):
     return where
 
 
+def _any(conds):
+    either = conds[0]
+    for c in conds[1:]:
+        either = either | c
+    return either
+
+
 def _like(column, pattern):
     """``column LIKE pattern ESCAPE '\\'`` (SQLite: case-insensitive for ASCII, like the index)."""
     return NodeList((column, SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
@@ -571,13 +578,6 @@ def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str,
         found.update(_ids(User.select(User.id).where(_all([*base, beyond])), User.id + 0, backwards, limit,
                           CUSTOM))
     return sorted(found, reverse=backwards)[:limit]
-
-
-def _any(conds):
-    either = conds[0]
-    for c in conds[1:]:
-        either = either | c
-    return either
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,10 +678,7 @@ def search(principal, query: Query, page_size: int = PAGE_SIZE) -> Page:
     elif query.q and _small_scope(in_scope):
         # A few contracts: one pass over the scope's own rows (contract index) checks every column.
         cond = _small_scope_prefix_conditions(query.q, principal, in_scope)
-        either = cond[0]
-        for c in cond[1:]:
-            either = either | c
-        ids = _ids(User.select(User.id).where(_all([*base, either, *keyset(User.id)])), User.id,
+        ids = _ids(User.select(User.id).where(_all([*base, _any(cond), *keyset(User.id)])), User.id,
                    backwards, limit, SERIAL)
     elif query.q:
         ids = _prefix_ids(base, keyset(User.id), query, backwards, limit)

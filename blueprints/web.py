@@ -92,9 +92,6 @@ class Lazy:
     def __eq__(self, other):
         return self.get() == unlazy(other)
 
-    def __ne__(self, other):
-        return self.get() != unlazy(other)
-
     def __hash__(self):
         return hash(self.get())
 
