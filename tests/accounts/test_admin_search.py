@@ -304,8 +304,14 @@ def test_every_substring_pages_like_the_obvious_query_whatever_the_windows(db, m
     for i in range(40):
         gen_user(contract, login_id=f"user{i:04d}r01@example.co.jp", email=f"mail{i}@EXAMPLE.ne.jp",
                  name=f"{family[i % 4]}\u3000{given[(i // 3) % 4]}", phone=f"03{i:04d}0753")
+    # Names the index of joined names lets through for a needle with a space and the name itself
+    # must turn away (a digit 0, the other width of space), and letters of both cases.
+    for i, name in enumerate(["伊藤0花子", "伊藤 花子", "山下0裕太", "Alex Smith", "ALEX SMITHSON", "alex0smith",
+                              "加藤\u3000\u3000一郎", "加藤 \u3000一郎"]):
+        gen_user(contract, login_id=f"other{i}", email=f"other{i}@example.org", name=name)
     users = list(User.select().order_by(User.id))
-    needles = ["藤\u3000花", "下\u3000裕太", "r01@", "0753", "0012", "@example.ne", "藤\u3000一郎", "zzz"]
+    needles = ["藤\u3000花", "下\u3000裕太", "r01@", "0753", "0012", "@example.ne", "藤\u3000一郎", "zzz",
+               "藤 花子", "藤0花", "x s", "X SMITH", "藤\u3000\u3000一", " \u3000一郎", "\u3000一郎"]
     for needle in needles:
         low = needle.lower()
         expected = [u.id for u in users if low in u.login_id_key or low in u.email_key
@@ -318,3 +324,23 @@ def test_every_substring_pages_like_the_obvious_query_whatever_the_windows(db, m
                 break
             after = page.next_after
         assert seen == expected, needle
+        assert expected or needle == "zzz", needle
+
+
+def test_a_pattern_has_a_trigram_when_three_word_characters_stand_together():
+    """pg_trgm looks a LIKE pattern up by the trigrams inside its words: the joined name index
+    (search._name_beyond) is only asked when the pattern, its spaces joined, holds one."""
+    assert search._has_trigram(search.like_pattern("上0明美"))
+    assert search._has_trigram(search.like_pattern("a0b"))
+    assert not search._has_trigram(search.like_pattern("ab"))
+    assert not search._has_trigram(search.like_pattern("a%b_c"))  # escaped wildcards split words
+    assert not search._has_trigram(search.like_pattern("a-b.c"))
+
+
+def test_a_name_with_a_space_beyond_the_windows_asks_the_joined_index():
+    name = search.Expression(User.name, "LIKE", search.like_pattern("上\u3000明美"))
+    joined, plain = search._name_beyond(name, name.rhs)
+    assert joined.rhs == "%上0明美%" and joined.op == "LIKE"
+    assert plain.rhs == name.rhs
+    only = search.Expression(User.name, "ILIKE", search.like_pattern("abc"))
+    assert search._name_beyond(only, only.rhs) == [only]  # no space: the name's own index

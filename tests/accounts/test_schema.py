@@ -19,7 +19,7 @@ def test_no_migration_is_left_pending(db):
     assert pending() == []
     applied = {m.name for m in runner().status() if m.applied}
     assert {"0001_initial", "0002_search_index", "0003_prefix_cover_indexes",
-            "0005_bulk_corrections", "0010_prefix_bucket_indexes"} <= applied
+            "0005_bulk_corrections", "0010_prefix_bucket_indexes", "0011_name_joined_trgm"} <= applied
 
 
 def test_substring_search_index_exists(db):
@@ -27,7 +27,8 @@ def test_substring_search_index_exists(db):
         rows = database.execute_sql(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'user' AND right(indexname, 4) = 'trgm'"
         ).fetchall()
-        assert len(rows) == 4
+        assert {r[0] for r in rows} == {"user_login_id_key_trgm", "user_email_key_trgm", "user_name_trgm",
+                                        "user_phone_trgm", "user_name_joined_trgm"}
     else:
         rows = database.execute_sql(
             "SELECT name FROM sqlite_master WHERE name = 'user_search' OR name LIKE 'user_search_a%'"
