@@ -584,13 +584,13 @@ def _pg_substring_ids(base, keyset_conds, backwards: bool, limit: int, low: str,
     return sorted(found, reverse=backwards)[:limit]
 
 
-_NAME_JOINED = SQL(search_index.NAME_JOINED.replace("name", '"t1"."name"', 1))
-_JOIN_SPACES = {ord(c): "0" for c in search_index.NAME_SPACES}
+_NAME_JOINED = SQL(search_index.name_joined('"t1"."name"'))
+_JOIN_SPACES = {ord(c): search_index.NAME_SPACE_MARK for c in search_index.NAME_SPACES}
 
 
 def _name_beyond(name: Expression, raw: str) -> list:
     """The name's conditions for the trigram statement beyond the windows. A pattern holding a
-    space asks the index of the name with its spaces written as 0 (search_index.NAME_JOINED) for
+    space asks the index of the name with its spaces written as 0 (search_index.name_joined) for
     the pattern written the same way, then checks the name itself, kept from the name's own
     trigram index (which would only add the candidates of its one-character words)."""
     joined = raw.translate(_JOIN_SPACES)

@@ -39,9 +39,17 @@ PG_INDEXES = {
 # lets through (a name with a digit 0 where the pattern has a space) the search rechecks on the
 # name itself (accounts.search._name_beyond).
 NAME_SPACES = " \u3000"
-NAME_JOINED = f"translate(name, '{NAME_SPACES}', '{'0' * len(NAME_SPACES)}')"
-PG_INDEXES["user_name_joined_trgm"] = (
-    f'CREATE INDEX IF NOT EXISTS user_name_joined_trgm ON "user" USING gin (({NAME_JOINED}) gin_trgm_ops)')
+NAME_SPACE_MARK = "0"
+
+
+def name_joined(column: str) -> str:
+    """The SQL of the name with its spaces written as NAME_SPACE_MARK (the index's expression;
+    the search writes the same with the column of its statement)."""
+    return f"translate({column}, '{NAME_SPACES}', '{NAME_SPACE_MARK * len(NAME_SPACES)}')"
+
+
+PG_INDEXES["user_name_joined_trgm"] = ('CREATE INDEX IF NOT EXISTS user_name_joined_trgm ON "user" '
+                                       f'USING gin (({name_joined("name")}) gin_trgm_ops)')
 # PostgreSQL: a prefix shared by a few thousand users is answered from these indexes alone
 # (index-only scan, then the first ids), instead of fetching every matching row from the table:
 # the console's worst login-ID prefix search went from 61 ms to 12 ms; a name prefix of 3,500

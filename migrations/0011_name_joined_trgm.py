@@ -1,7 +1,7 @@
 """Console substring search on PostgreSQL: a trigram index over the name with each half- or
 full-width space written as 0, so that a name typed across its space (上　明美) is looked up by the
 trigram of the letters around the space instead of rechecking every name that holds one of its
-one-character words (accounts.search_index.NAME_JOINED says why). SQLite's FTS5 trigram index
+one-character words (accounts.search_index.name_joined says why). SQLite's FTS5 trigram index
 keeps the spaces in its trigrams already: nothing to do there.
 
 Frozen DDL: nothing here imports live code.
