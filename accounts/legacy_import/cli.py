@@ -52,6 +52,7 @@ def format_summary(s: Summary, dry_run: bool = False, verb: str = MIGRATED) -> s
         f"time: {s.seconds_total:.1f} s total, {s.seconds_load:.1f} s load"
         + (f", {s.seconds_indexes:.1f} s indexes, {s.seconds_search:.1f} s search index"
            if s.index_suspended else "")
+        + (f", {s.seconds_statistics:.1f} s statistics" if s.seconds_statistics else "")
         + f" ({rate:,.0f} rows/s)",
     ]
     if s.restored:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from ..clock import utcnow
 from ..db import database, is_postgres
 from .contracts import ResolvedContract, apply_contracts, collect_contracts
-from .indexes import bulk_indexes_suspended, create_indexes, recover_interrupted_run
+from .indexes import bulk_indexes_suspended, create_indexes, recover_interrupted_run, refresh_statistics
 from .rules import (
     MIGRATED,
     REPORT_COLUMNS,
@@ -62,6 +62,7 @@ class Summary:
     seconds_load: float = 0.0     # reading, rules and writing the rows
     seconds_indexes: float = 0.0  # rebuilding the B-tree indexes after a suspended load
     seconds_search: float = 0.0   # rebuilding the search index after a suspended load
+    seconds_statistics: float = 0.0  # PostgreSQL: VACUUM (ANALYZE) after a suspended load
     errors: list[str] = dataclasses.field(default_factory=list)  # the first few, for the terminal
 
 
@@ -427,9 +428,12 @@ def _real_run(source, found, new_rows, lookups, report, summary, bar, kind):
         indexed = time.perf_counter()
         if is_postgres():  # side by side (search_index.suspended() then finds them built)
             create_indexes(list(search_index.PG_INDEXES.values()))
+    searchable = time.perf_counter()
+    refresh_statistics()
     summary.seconds_load = loaded - load_started
     summary.seconds_indexes = indexed - loaded
-    summary.seconds_search = time.perf_counter() - indexed
+    summary.seconds_search = searchable - indexed
+    summary.seconds_statistics = time.perf_counter() - searchable
 
 
 @contextlib.contextmanager

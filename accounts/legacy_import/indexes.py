@@ -107,6 +107,27 @@ def create_indexes(sqls: list[str]) -> None:
             future.result()
 
 
+def refresh_statistics() -> None:
+    """PostgreSQL, after a bulk load: VACUUM (ANALYZE) the loaded tables at once, instead of a
+    minute or more later when autovacuum comes. A table just loaded has an empty visibility map,
+    so every index-only scan of the console's search visits the table too (prefix p95 75 ms over
+    HTTP, 5 ms after the VACUUM), and the planner has no statistics of its columns. About 1 s for
+    a million users. VACUUM cannot run in a transaction: its own connection, in autocommit, one
+    per table side by side. SQLite needs neither (measured: the same search times without
+    ``sqlite_stat1``)."""
+    if not is_postgres():
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def vacuum(table):
+        with database.connection_context():  # a thread's own connection, outside any transaction
+            database.execute_sql(f'VACUUM (ANALYZE) "{table}"')
+
+    with ThreadPoolExecutor(PG_INDEX_BUILDERS) as pool:
+        for future in [pool.submit(vacuum, t) for t in ("user", "legacy_account", "contract")]:
+            future.result()
+
+
 def recover_interrupted_run() -> list[str]:
     """Put back what an import killed during a bulk load left suspended; say what was restored."""
     from .. import search_index

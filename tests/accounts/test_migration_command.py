@@ -356,6 +356,28 @@ def test_a_bulk_load_puts_the_foreign_keys_back_and_a_killed_one_is_repaired(db,
     assert _foreign_keys() == before
 
 
+def test_a_bulk_load_leaves_postgresql_ready_for_index_only_scans_and_planned(db, runner, tmp_path,
+                                                                             monkeypatch):
+    """After a bulk load the loaded tables are vacuumed and analysed at once: the console's
+    index-only scans need the visibility map (empty after a load) and the planner the columns'
+    statistics, which autovacuum would bring only a minute or more later."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's visibility map and statistics; SQLite needs neither")
+    monkeypatch.setattr(import_run, "SUSPEND_INDEX_MIN_ROWS", 1)
+    rows = [[f"user{i}@example.jp", f"user{i}@example.jp", f"利用者 {i}", "0312345678", P, "", "契約", "0",
+             ""] for i in range(300)]
+    result = migrate(runner, write_csv(tmp_path / "users.csv", rows))
+    assert result.exit_code == 0, result.output
+    assert " s statistics" in result.output
+    for table in ("user", "legacy_account"):
+        pages, visible = database.execute_sql("SELECT relpages, relallvisible FROM pg_class "
+                                              "WHERE oid = %s::regclass", [f'"{table}"']).fetchone()
+        assert pages > 0 and visible == pages, (table, pages, visible)
+        analysed = database.execute_sql("SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() "
+                                        "AND tablename = %s", [table]).fetchone()[0]
+        assert analysed > 0, table
+
+
 def test_a_batch_that_fails_while_the_next_is_checked_stops_the_run_with_whole_batches(
         db, runner, tmp_path, monkeypatch):
     """PostgreSQL bulk loads write each batch from a thread while the next batch is checked."""
