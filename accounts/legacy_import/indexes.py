@@ -110,11 +110,11 @@ def create_indexes(sqls: list[str]) -> None:
 def refresh_statistics() -> None:
     """PostgreSQL, after a bulk load: VACUUM (ANALYZE) the loaded tables at once, instead of a
     minute or more later when autovacuum comes. A table just loaded has an empty visibility map,
-    so every index-only scan of the console's search visits the table too (prefix p95 75 ms over
-    HTTP, 5 ms after the VACUUM), and the planner has no statistics of its columns. About 1 s for
-    a million users. VACUUM cannot run in a transaction: its own connection, in autocommit, one
-    per table side by side. SQLite needs neither (measured: the same search times without
-    ``sqlite_stat1``)."""
+    so every index-only scan of the console's search visits the table too, and the planner has no
+    statistics of its columns: straight after a 1M import the prefix `0` took 69 ms, 1 ms after
+    the VACUUM (benchmarks/RESULTS-migration.md). 0.5-0.7 s for a million users. VACUUM cannot run
+    in a transaction: its own connection, in autocommit, tables side by side. SQLite needs
+    neither (measured: the same search times without ``sqlite_stat1``)."""
     if not is_postgres():
         return
     from concurrent.futures import ThreadPoolExecutor
