@@ -95,15 +95,26 @@ def create_indexes(sqls: list[str]) -> None:
         for sql in sqls:
             database.execute_sql(sql)
         return
-    from concurrent.futures import ThreadPoolExecutor
 
     def build(sql):
-        with database.connection_context(), database.atomic():  # each thread: its own connection
+        with database.atomic():
             database.execute_sql(f"SET LOCAL maintenance_work_mem = '{PG_INDEX_MEMORY}'")
             database.execute_sql(sql)
 
+    _side_by_side(build, sqls)
+
+
+def _side_by_side(work, items) -> None:
+    """PostgreSQL: ``work(item)`` for every item, PG_INDEX_BUILDERS at a time, each in a thread
+    with its own connection (outside the caller's transaction); the first error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def on_own_connection(item):
+        with database.connection_context():
+            work(item)
+
     with ThreadPoolExecutor(PG_INDEX_BUILDERS) as pool:
-        for future in [pool.submit(build, sql) for sql in sqls]:
+        for future in [pool.submit(on_own_connection, item) for item in items]:
             future.result()
 
 
@@ -115,17 +126,9 @@ def refresh_statistics() -> None:
     the VACUUM (benchmarks/RESULTS-migration.md). 0.5-0.7 s for a million users. VACUUM cannot run
     in a transaction: its own connection, in autocommit, tables side by side. SQLite needs
     neither (measured: the same search times without ``sqlite_stat1``)."""
-    if not is_postgres():
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    def vacuum(table):
-        with database.connection_context():  # a thread's own connection, outside any transaction
-            database.execute_sql(f'VACUUM (ANALYZE) "{table}"')
-
-    with ThreadPoolExecutor(PG_INDEX_BUILDERS) as pool:
-        for future in [pool.submit(vacuum, t) for t in ("user", "legacy_account", "contract")]:
-            future.result()
+    if is_postgres():
+        _side_by_side(lambda table: database.execute_sql(f'VACUUM (ANALYZE) "{table}"'),
+                      ("user", "legacy_account", "contract"))
 
 
 def recover_interrupted_run() -> list[str]:

@@ -356,6 +356,12 @@ def test_a_bulk_load_puts_the_foreign_keys_back_and_a_killed_one_is_repaired(db,
     assert _foreign_keys() == before
 
 
+def _numbered_rows(count: int) -> list[list[str]]:
+    """``count`` rows of one parent contract, user0@example.jp onwards."""
+    return [[f"user{i}@example.jp", f"user{i}@example.jp", f"利用者 {i}", "0312345678", P, "", "契約", "0",
+             ""] for i in range(count)]
+
+
 def test_a_bulk_load_leaves_postgresql_ready_for_index_only_scans_and_planned(db, runner, tmp_path,
                                                                              monkeypatch):
     """After a bulk load the loaded tables are vacuumed and analysed at once: the console's
@@ -364,8 +370,7 @@ def test_a_bulk_load_leaves_postgresql_ready_for_index_only_scans_and_planned(db
     if not is_postgres():
         pytest.skip("PostgreSQL's visibility map and statistics; SQLite needs neither")
     monkeypatch.setattr(import_run, "SUSPEND_INDEX_MIN_ROWS", 1)
-    rows = [[f"user{i}@example.jp", f"user{i}@example.jp", f"利用者 {i}", "0312345678", P, "", "契約", "0",
-             ""] for i in range(300)]
+    rows = _numbered_rows(300)
     result = migrate(runner, write_csv(tmp_path / "users.csv", rows))
     assert result.exit_code == 0, result.output
     assert " s statistics" in result.output
@@ -385,8 +390,7 @@ def test_a_batch_that_fails_while_the_next_is_checked_stops_the_run_with_whole_b
         pytest.skip("SQLite writes its batches on the main thread")
     monkeypatch.setattr(import_run, "SUSPEND_INDEX_MIN_ROWS", 1)
     monkeypatch.setattr(import_run, "BATCH_SIZE", 3)
-    rows = [[f"user{i}@example.jp", f"user{i}@example.jp", f"利用者 {i}", "0312345678", P, "", "契約", "0",
-             ""] for i in range(12)]
+    rows = _numbered_rows(12)
     path = write_csv(tmp_path / "users.csv", rows)
     real_copy_in, calls = legacy_import.Writer.copy_in, []
 
