@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from . import audit, fields, lockout, passwords, sessions, twostep
 from .clock import utcnow
-from .db import database
+from .db import database, update_rows
 from .models import Contract, User
 
 OK = "ok"
@@ -141,7 +141,7 @@ def complete_sign_in(user: User, *, ip=None, now=None, detail: str | None = None
     """
     now = now or utcnow()
     with database.atomic():
-        User.update(last_login_at=now).where(User.id == user.id).execute()
+        update_rows(User, '"id" = ?', (user.id,), last_login_at=now)
         first = 0
         if user.first_login_done_at is None:  # the conditional update decides a race
             first = (User.update(first_login_done_at=now)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import audit, fields, outbox, portals, totp
 from .clock import utcnow
-from .db import database
+from .db import database, update_rows
 from .models import BUSINESS, MAIL_OTP, TOTP, BackupCode, OneTimeCode, TrustedBrowser, User
 
 OTP_DIGITS = 6
@@ -249,10 +249,9 @@ def is_trusted(user: User, raw: str | None, *, ip=None, now=None, record: bool =
         return False
     now = now or utcnow()
     # One conditional UPDATE both checks and touches the row (no read-then-write).
-    used = (TrustedBrowser.update(last_used_at=now)
-            .where((TrustedBrowser.token_hash == _token_hash(raw)) & (TrustedBrowser.user == user)
-                   & TrustedBrowser.revoked_at.is_null() & (TrustedBrowser.expires_at > now))
-            .execute())
+    used = update_rows(
+        TrustedBrowser, '"token_hash" = ? AND "user_id" = ? AND "revoked_at" IS NULL AND "expires_at" > ?',
+        (_token_hash(raw), user.id, TrustedBrowser.expires_at.db_value(now)), last_used_at=now)
     if not used:
         return False
     if record:

@@ -24,6 +24,9 @@ def test_first_row_equals_get_or_none_for_a_wide_row(db):
     assert isinstance(got.last_login_at, datetime.datetime)
     assert got.last_login_at.microsecond == 123456
     assert got.contract.id == user.contract_id  # the foreign key still resolves
+    assert got.__data__ == expected.__data__ and got._dirty == set() == expected._dirty
+    got.name = "山田　花子"
+    assert got.save() == 1 and User.get_by_id(user.id).name == "山田　花子"  # only what changed is written
 
 
 def test_first_row_none_order_and_reuse(db):
