@@ -157,3 +157,28 @@ def test_the_language_switch_is_kept_in_the_signed_in_account(app, db, kind):
     r = client.post("/lang/en", data={"next": "/", "csrf_token": token})
     assert r.status_code == 303
     assert type(principal).get_by_id(principal.id).language == "en"
+
+
+def test_a_request_keeps_its_catalogue_yet_follows_a_forced_or_refreshed_locale(app):
+    """blueprints.extensions looks the catalogue up once per request: a forced locale (the 503
+    page, mails in the recipient's language) and a refresh() after the language changed must
+    still translate in the new language, in templates and in Python."""
+    from flask import render_template_string
+    from flask_babel import force_locale, gettext, refresh
+
+    page = "{{ _('Sign in') }}"
+    with app.test_request_context("/", headers={"Accept-Language": "ja"}):
+        assert render_template_string(page) == gettext("Sign in") == "サインイン"
+        with force_locale("en"):
+            assert render_template_string(page) == gettext("Sign in") == "Sign in"
+        assert render_template_string(page) == gettext("Sign in") == "サインイン"
+        original = app.extensions["babel"].locale_selector
+        app.extensions["babel"].locale_selector = lambda: "en"
+        try:
+            assert gettext("Sign in") == "サインイン"   # the request's locale is chosen once
+            refresh()
+            assert render_template_string(page) == gettext("Sign in") == "Sign in"
+        finally:
+            app.extensions["babel"].locale_selector = original
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert render_template_string(page) == "Sign in"   # a new request, its own catalogue
