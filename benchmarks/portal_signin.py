@@ -1,12 +1,14 @@
 """Sign-in cost against a multi-worker gunicorn, compared with the bare argon2id verify (SPEC 9).
 
     .venv/bin/python benchmarks/portal_signin.py [--workers 2] [--signins 300] [--filler 100000]
+        [--db postgresql://postgres@127.0.0.1:5432/portal_signin]  # emptied first; default: SQLite
 
 1. Bare verify: CPU seconds of one argon2id verify at the production parameters (one process).
-2. Sign-in: a fresh SQLite database with users whose first login is done, terms agreed and browser
-   trusted, so that one POST /business/signin is a whole sign-in (password, trusted second step,
-   login). Each sign-in = GET the sign-in page (CSRF token) + POST. The load generator shares the
-   machine, so the figure is the gunicorn workers' CPU seconds (from /proc) per sign-in.
+2. Sign-in: a fresh database (SQLite, or the PostgreSQL one of ``--db``) with users whose first
+   login is done, terms agreed and browser trusted, so that one POST /business/signin is a whole
+   sign-in (password, trusted second step, login). Each sign-in = GET the sign-in page (CSRF
+   token) + POST. The load generator shares the machine, so the figure is the gunicorn workers'
+   CPU seconds (from /proc) per sign-in.
 3. Pages: p95 of every screen that does not hash (sequential requests, wall clock).
 Rate limits are off for the run (one client address does every request).
 """
@@ -60,18 +62,32 @@ print((time.process_time() - start) / max(n, 1))
 """
 
 
-def prepare(db_path: str, users: int, filler: int) -> list[tuple[str, str]]:
-    """Users for the sign-in run, with raw trusted-browser tokens; filler users make the table big."""
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+def database_url(db: str) -> str:
+    """A SQLite file's path or a database URL, as a URL."""
+    return db if "://" in db else f"sqlite:///{db}"
+
+
+def prepare(db: str, users: int, filler: int) -> list[tuple[str, str]]:
+    """Users for the sign-in run, with raw trusted-browser tokens; filler users make the table big.
+
+    ``db``: a new SQLite file's path, or a PostgreSQL URL (its tables are dropped first)."""
+    url = database_url(db)
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+    os.environ["DATABASE_URL"] = url
     from accounts import twostep
     from accounts.clock import utcnow
-    from accounts.db import database
+    from accounts.db import database, is_postgres
     from accounts.models import Contract, TermsAcceptance, TermsVersion, User
     from accounts.passwords import PRODUCTION_PARAMETERS, Hasher
     from accounts.schema import upgrade
     from app import create_app
 
-    app = create_app({"APP_ENV": "development", "DATABASE_URL": f"sqlite:///{db_path}"})
+    app = create_app({"APP_ENV": "development", "DATABASE_URL": url})
     with app.app_context():
         upgrade()
         pw = Hasher(**PRODUCTION_PARAMETERS).hash("Bench-pass1")
@@ -98,11 +114,16 @@ def prepare(db_path: str, users: int, filler: int) -> list[tuple[str, str]]:
             cur = database.cursor()
             rows = ((f"filler{i}@example.jp", f"filler{i}@example.jp", f"filler{i}@example.jp",
                      f"filler{i}@example.jp", f"利用者 {i}", f"03{i:08d}", now, now) for i in range(filler))
+            p = database.param
             with database.atomic():
                 cur.executemany(
                     'INSERT INTO "user" (portal, contract_id, login_id, login_id_key, email, email_key, name,'
                     " phone, is_admin, origin, failed_logins, disabled, version, created_at, updated_at)"
-                    " VALUES ('business', 1, ?, ?, ?, ?, ?, ?, 0, 'native', 0, 0, 1, ?, ?)", rows)
+                    f" VALUES ('business', 1, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 'native', 0, {p}, 1,"
+                    f" {p}, {p})",
+                    ((*r[:6], False, False, *r[6:]) for r in rows))
+            if is_postgres():
+                database.execute_sql('VACUUM ANALYZE "user"')
         database.close()
     return out
 
@@ -172,6 +193,7 @@ def main():
     ap.add_argument("--signins", type=int, default=300)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--filler", type=int, default=100_000)
+    ap.add_argument("--db", help="a PostgreSQL URL (emptied first); default: a new SQLite file")
     ap.add_argument("--page-requests", type=int, default=200)
     ap.add_argument("--close-connection", action="store_true",
                     help="what-if: connect/close per request (DB_KEEP_CONNECTION=0) instead of "
@@ -181,14 +203,13 @@ def main():
     verify = bare_verify_cpu()
     print(f"bare argon2id verify: {verify * 1000:.1f} ms CPU -> {1 / verify:.1f} verifies/s per core")
 
-    tmp = tempfile.mkdtemp(prefix="portal-bench-")
-    db_path = f"{tmp}/bench.db"
+    db = args.db or f"{tempfile.mkdtemp(prefix='portal-bench-')}/bench.db"
     t0 = time.time()
-    users = prepare(db_path, args.signins, args.filler)
+    users = prepare(db, args.signins, args.filler)
     print(f"prepared {len(users)} sign-in users + {args.filler} filler users in {time.time() - t0:.1f} s")
 
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_path}", RATELIMIT_ENABLED="0",
+    env = dict(os.environ, DATABASE_URL=database_url(db), RATELIMIT_ENABLED="0",
                SECRET_KEY="bench-secret", MAIL_SERVER="",
                DB_KEEP_CONNECTION="0" if args.close_connection else "1")
     server = subprocess.Popen(
