@@ -137,10 +137,12 @@ def complete_sign_in(user: User, *, ip=None, now=None, detail: str | None = None
     how (e.g. "password + trusted browser" when one request did it all: one audit entry).
 
     The contract's progress counter moves in the same transaction, and only when this call is the
-    one that set ``first_login_done_at`` (a concurrent double submit counts once).
+    one that set ``first_login_done_at`` (a concurrent double submit counts once). Called inside
+    the caller's transaction (the sign-in's POST), it joins it instead of nesting a savepoint:
+    two statements fewer, two round trips on PostgreSQL; an error still undoes the whole sign-in.
     """
     now = now or utcnow()
-    with database.atomic():
+    with database.transaction():
         update_rows(User, '"id" = ?', (user.id,), last_login_at=now)
         first = 0
         if user.first_login_done_at is None:  # the conditional update decides a race

@@ -145,6 +145,35 @@ def test_first_login_completes_once_and_moves_the_contract_counter_once(db):
     assert User.get_by_id(user.id).first_login_done_at is not None
 
 
+@pytest.mark.parametrize("outer", [False, True])
+def test_a_sign_in_that_fails_half_way_writes_nothing(db, monkeypatch, outer):
+    """complete_sign_in joins the caller's transaction (the sign-in POST's) instead of nesting a
+    savepoint: on its own or inside that transaction, an error leaves no half-done first login."""
+    from accounts import audit
+    from accounts.db import database
+
+    contract = gen_contract()
+    user = gen_user(contract, password="Abcdef1!x")
+    real_record = audit.record
+
+    def record(actor, action, **kwargs):
+        if action == "signin_completed":
+            raise RuntimeError("the audit trail could not be written")
+        return real_record(actor, action, **kwargs)
+
+    monkeypatch.setattr(audit, "record", record)
+    with pytest.raises(RuntimeError):
+        if outer:
+            with database.atomic():
+                signin.complete_sign_in(user)
+        else:
+            signin.complete_sign_in(user)
+    stored = User.get_by_id(user.id)
+    assert stored.first_login_done_at is None and stored.last_login_at is None
+    assert Contract.get_by_id(contract.id).users_first_login_done == 0
+    assert not AuditEntry.select().where(AuditEntry.action == "first_login_done").exists()
+
+
 # --- Mail OTP ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("address,masked", [
