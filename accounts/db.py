@@ -182,5 +182,5 @@ def update_rows(model, where: str, params: tuple, **values) -> int:
         columns = ", ".join(f'"{meta.fields[name].column_name}" = {database.param}' for name in names)
         sql = f'UPDATE "{meta.table_name}" SET {columns} WHERE {where.replace("?", database.param)}'
         _UPDATE_SQL[key] = sql
-    values = [meta.fields[name].db_value(values[name]) for name in names]
-    return database.execute_sql(sql, values + list(params)).rowcount
+    new_values = [meta.fields[name].db_value(values[name]) for name in names]
+    return database.execute_sql(sql, new_values + list(params)).rowcount

@@ -71,13 +71,10 @@ def prepare(db: str, users: int, filler: int) -> list[tuple[str, str]]:
     """Users for the sign-in run, with raw trusted-browser tokens; filler users make the table big.
 
     ``db``: a new SQLite file's path, or a PostgreSQL URL (its tables are dropped first)."""
-    url = database_url(db)
-    if url.startswith("postgresql"):
-        import psycopg
+    from bench_migration import fresh_database
 
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP SCHEMA public CASCADE")
-            conn.execute("CREATE SCHEMA public")
+    url = database_url(db)
+    fresh_database(url)
     os.environ["DATABASE_URL"] = url
     from accounts import twostep
     from accounts.clock import utcnow
