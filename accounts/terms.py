@@ -107,11 +107,15 @@ def latest() -> TermsVersion | None:
     return TermsVersion.select().order_by(TermsVersion.version.desc()).first()
 
 
+# The version in force: the highest one already published. One condition for both questions below.
+IN_FORCE = ('"id" = (SELECT "id" FROM "terms_version" WHERE "published_at" <= ?'
+            ' ORDER BY "version" DESC LIMIT 1)')
+
+
 def in_force(now=None) -> TermsVersion | None:
     """The version users must agree to now (the highest one already published)."""
     # Asked at every sign-in: its SQL is built once (first_row).
-    return first_row(TermsVersion, '"published_at" <= ?', TermsVersion.published_at.db_value(now or utcnow()),
-                     order_by='"version" DESC')
+    return first_row(TermsVersion, IN_FORCE, TermsVersion.published_at.db_value(now or utcnow()))
 
 
 def publish(title: str, body: str, *, at: datetime.datetime | None = None, actor=None,
@@ -163,12 +167,14 @@ def by_version(number) -> TermsVersion | None:
 
 # --- users agreeing -----------------------------------------------------------------------------
 
-def pending_for(user) -> TermsVersion | None:
-    """The current terms version if the user has not agreed to it yet (None: nothing to agree)."""
-    version = in_force()
-    if version is None or first_row(TermsAcceptance, '"user_id" = ? AND "terms_id" = ?', user.id, version.id):
-        return None
-    return version
+def pending_for(user, now=None) -> TermsVersion | None:
+    """The version in force if the user has not agreed to it yet (None: nothing to agree).
+
+    One statement (every sign-in asks): the version in force, kept only if no acceptance of it by
+    this user exists."""
+    return first_row(TermsVersion, IN_FORCE + ' AND NOT EXISTS (SELECT 1 FROM "terms_acceptance"'
+                     ' WHERE "user_id" = ? AND "terms_id" = "terms_version"."id")',
+                     TermsVersion.published_at.db_value(now or utcnow()), user.id)
 
 
 def accept(user, terms: TermsVersion, *, ip=None) -> None:

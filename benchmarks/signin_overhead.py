@@ -1,6 +1,7 @@
 """What a sign-in costs besides its password hash, in one process (SPEC 9, issue 14).
 
     .venv/bin/python benchmarks/signin_overhead.py [--signins 620] [--batch 60] [--profile]
+        [--db postgresql://postgres@127.0.0.1:5432/portal_signin]  # emptied first; default: SQLite
     .venv/bin/python benchmarks/signin_overhead.py --instructions     # needs valgrind; ~3 minutes
 
 portal_signin.py measures the real thing (gunicorn, HTTP, the workers' CPU against a bare
@@ -40,14 +41,16 @@ WARM = 20
 
 
 def signer(db_path: str):
-    """``sign_in(login, trusted, times, page_only=False)`` against an app on ``db_path``, with
+    """``sign_in(login, trusted, times, page_only=False)`` against an app on ``db_path`` (a SQLite
+    file, or a PostgreSQL URL), with
     argon2's verify stubbed; ``times`` collects the GET's and the POST's CPU seconds."""
     import argon2
+    import portal_signin
     from werkzeug.test import EnvironBuilder, run_wsgi_app
 
     from app import create_app
 
-    app = create_app({"APP_ENV": "development", "DATABASE_URL": f"sqlite:///{db_path}",
+    app = create_app({"APP_ENV": "development", "DATABASE_URL": portal_signin.database_url(db_path),
                       "RATELIMIT_ENABLED": False, "SECRET_KEY": "bench", "MAIL_SERVER": "",
                       "TRUSTED_HOSTS": ["localhost"]})
     argon2.PasswordHasher.verify = lambda self, stored, password: True  # everything but the hash
@@ -123,6 +126,8 @@ def main():
     ap.add_argument("--batch", type=int, default=60)
     ap.add_argument("--filler", type=int, default=100_000)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--db", help="a PostgreSQL URL (emptied first); default: a new SQLite file "
+                                 "(not with --instructions)")
     ap.add_argument("--instructions", action="store_true", help="count with callgrind (see above)")
     ap.add_argument("--child", nargs=3, metavar=("DB", "USERS", "COUNT"), help=argparse.SUPPRESS)
     ap.add_argument("--page-only", action="store_true", help=argparse.SUPPRESS)
@@ -134,7 +139,7 @@ def main():
 
     import portal_signin
 
-    db_path = f"{tempfile.mkdtemp(prefix='signin-overhead-')}/bench.db"
+    db_path = args.db or f"{tempfile.mkdtemp(prefix='signin-overhead-')}/bench.db"
     users = portal_signin.prepare(db_path, args.signins, args.filler)
     sign_in = signer(db_path)
 

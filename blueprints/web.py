@@ -119,11 +119,17 @@ def once_per_request(key: str, compute, fallback=None):
     return cache[key]
 
 
+def site_facts():
+    """The migration period and the demo flag (accounts.site.facts), read at most once per request
+    and in one statement."""
+    from accounts import site
+
+    return once_per_request("portal.site_facts", site.facts, site.Facts(None, False))
+
+
 def current_period():
     """The migration period (accounts.period.current), read at most once per request."""
-    from accounts import period
-
-    return once_per_request("portal.migration_period", period.current)
+    return site_facts().period
 
 
 def migration_phase() -> str:
@@ -137,11 +143,8 @@ def migration_phase() -> str:
 def site_context() -> dict:
     """The footer's facts: the operator's name (``SITE_OPERATOR_NAME``) and whether the demo data is
     loaded (recorded in the database by ``flask demo``, accounts.site), read only if shown."""
-    from accounts import site
-
     return {"site_operator_name": current_app.config.get("SITE_OPERATOR_NAME") or "",
-            "demo_data_loaded": Lazy(lambda: once_per_request("portal.demo_loaded", site.demo_loaded,
-                                                               False))}
+            "demo_data_loaded": Lazy(lambda: site_facts().demo_loaded)}
 
 
 def phase_context() -> dict:

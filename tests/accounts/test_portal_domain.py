@@ -301,3 +301,20 @@ def test_terms_pending_until_the_current_version_is_agreed(db):
     assert terms.pending_for(user) is None
     v2 = TermsVersion.create(version=2, title="t2", body="b")
     assert terms.pending_for(user) == v2
+
+
+def test_only_the_version_in_force_is_pending_whatever_older_or_newer_ones_exist(db):
+    """One statement answers it (accounts.terms.IN_FORCE): an older version left unagreed does not
+    come back once the user agreed to the one in force, and a version published for later is not
+    asked for until its time."""
+    user = gen_user(gen_contract())
+    now = utcnow()
+    TermsVersion.create(version=1, title="t1", body="b", published_at=now - datetime.timedelta(days=2))
+    v2 = TermsVersion.create(version=2, title="t2", body="b", published_at=now - datetime.timedelta(days=1))
+    terms.accept(user, v2)
+    assert terms.pending_for(user) is None
+    v3 = TermsVersion.create(version=3, title="t3", body="b", published_at=now + datetime.timedelta(days=1))
+    assert terms.in_force() == v2 and terms.pending_for(user) is None
+    later = now + datetime.timedelta(days=2)
+    assert terms.in_force(now=later) == v3 and terms.pending_for(user, now=later) == v3
+    assert terms.pending_for(gen_user(gen_contract())) == v2  # someone who agreed to nothing

@@ -6,9 +6,9 @@ import datetime
 import pytest
 import time_machine
 
-from accounts import site, terms
+from accounts import period, site, terms
 from accounts.clock import utcnow
-from accounts.models import AuditEntry, Contract, Mail, Staff, TermsVersion, User
+from accounts.models import AuditEntry, Contract, Mail, MigrationPeriod, Staff, TermsVersion, User
 from tests.helpers import csrf_token, gen_contract, gen_user
 from tests.legacy_helpers import BEFORE_AT, DURING_AT, PASSWORD, gen_legacy, set_period
 from tests.web.admin_helpers import make_world, sign_in
@@ -273,6 +273,15 @@ def test_footer_names_the_operator_and_says_demo_only_when_the_demo_data_is_load
     assert "© Example Telecom" in html and "（デモ）" not in html and "(demo)" not in html
     site.mark_demo_loaded()
     assert "© Example Telecom （デモ）" in client.get("/").get_data(as_text=True)
+
+
+def test_site_facts_read_the_period_and_the_demo_flag_together(db):
+    assert site.facts() == site.Facts(None, False)
+    start, end = datetime.datetime(2026, 12, 1, 0, 0), datetime.datetime(2027, 3, 31, 14, 59)
+    MigrationPeriod.create(id=1, start_at=start, end_at=end)
+    site.mark_demo_loaded()
+    assert site.facts() == site.Facts(period.Period(start, end), True)
+    assert site.facts().period == period.current()
 
 
 def test_the_demo_command_records_that_the_demo_is_loaded(runner):

@@ -578,3 +578,58 @@ def test_remaining_screens_in_both_languages(client, db, lang):
     seen.append(p2.get(link.group(1)).get_data(as_text=True))
     for word, html in zip(words, seen, strict=True):
         assert word in html, word
+
+
+# --- what a sign-in asks of the database ---------------------------------------------------------
+
+class _Statements:
+    """The statements peewee sends (its DEBUG log): (verb, first table named, SQL)."""
+
+    def __init__(self):
+        import logging
+
+        self.logger = logging.getLogger("peewee")
+        self.seen = []
+
+    def emit(self, record):
+        sql = record.msg[0] if isinstance(record.msg, tuple) else str(record.msg)
+        verb = sql.split(None, 1)[0].upper()
+        table = re.search(r'"(\w+)"', sql.split(" FROM ", 1)[-1] if verb == "SELECT" else sql)
+        self.seen.append((verb, table.group(1) if table else "", sql))
+
+    def __enter__(self):
+        import logging
+
+        handler = logging.Handler()
+        handler.emit = self.emit
+        self.handler, self.level = handler, self.logger.level
+        self.logger.addHandler(handler)
+        self.logger.setLevel(logging.DEBUG)
+        return self.seen
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+def test_a_trusted_sign_in_asks_the_database_only_what_it_needs(client, db):
+    """Each statement is a round trip on PostgreSQL (benchmarks/portal_signin.py): the sign-in page
+    reads the period and the demo flag in one statement, and a sign-in from a trusted browser
+    reads the user, its browser, the terms and writes its three rows (BEGIN and COMMIT besides)."""
+    from accounts.models import TermsAcceptance, TermsVersion
+
+    ensure_terms()
+    user = _user(password=PASSWORD, first_login_done=True, twostep_method="mail")
+    TermsAcceptance.create(user=user, terms=TermsVersion.current())
+    client.set_cookie("trusted_browser_business", twostep.trust_browser(user, days=30))
+    p = Portal(client, "business")
+    with _Statements() as page:
+        p.get("/signin")
+    assert len(page) == 1 and '"migration_period"' in page[0][2] and '"site_setting"' in page[0][2]
+    with _Statements() as sign_in:
+        r = client.post("/business/signin", data={"csrf_token": p.token, "login_id": user.login_id,
+                                                  "password": PASSWORD})
+    assert r.headers["Location"].endswith("/business/dashboard")
+    assert [s[:2] for s in sign_in] == [("SELECT", "user"), ("UPDATE", "trusted_browser"),
+                                        ("SELECT", "terms_version"), ("UPDATE", "user"),
+                                        ("INSERT", "audit_entry"), ("INSERT", "web_session")]
