@@ -1,9 +1,13 @@
 """One database handle for the app, the CLI and the tests: SQLite by default, PostgreSQL by URL."""
 import os
+import threading
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 from peewee import DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from peewee import __exception_wrapper__ as as_peewee_errors
 from playhouse.pool import PooledPostgresqlDatabase
+from psycopg.pq import TransactionStatus
 
 database = DatabaseProxy()
 
@@ -48,6 +52,98 @@ class WriteFirstSqliteDatabase(SqliteDatabase):
         return super().rollback()
 
 
+class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
+    """The pool, able to send a transaction's statements together (``pipelined``).
+
+    Inside ``pipelined()`` psycopg's pipeline mode queues statements instead of waiting for each
+    answer. Every statement that goes through ``execute_sql`` (peewee's queries, ``first_row``)
+    still waits for its answer, so its rows and row count are there as before; what does not wait
+    is peewee's BEGIN and COMMIT (sent with the next statement, and at the block's end) and the
+    writes that ``insert_row`` and ``update_rows`` make under ``deferred()``.
+    """
+
+    def execute_sql(self, sql, params=None, *, wait=True):
+        cursor = super().execute_sql(sql, params)
+        pipeline = getattr(_batch, "pipeline", None)
+        if wait and pipeline is not None:
+            with as_peewee_errors:
+                pipeline.sync()
+        return cursor
+
+
+_batch = threading.local()
+
+
+@contextmanager
+def pipelined():
+    """Send the block's statements to PostgreSQL together where nothing waits for their answers.
+
+    Each answer a statement waits for costs a round trip: on the sign-in POST, seven of them
+    (benchmarks/portal_signin.py). In this block BEGIN goes out with the first statement, and the
+    writes of ``insert_row`` and ``update_rows`` under ``deferred()`` go out with the COMMIT, in
+    one round trip at the block's end. An error in a deferred write is raised there, as peewee's
+    error (IntegrityError, ...), and nothing of the transaction is kept: wrap the whole
+    transaction (``with pipelined(), database.atomic():``) so that nothing after it runs as if it
+    had been written. SQLite answers in the process: nothing changes.
+    """
+    if not is_postgres() or getattr(_batch, "pipeline", None) is not None:
+        yield
+        return
+    block = database.connection().pipeline()
+    with as_peewee_errors:  # psycopg's errors, raised as peewee's
+        _batch.pipeline = block.__enter__()
+    try:
+        yield
+    except BaseException as exc:
+        _batch.pipeline = None
+        block.__exit__(type(exc), exc, exc.__traceback__)  # the block's error is the one raised
+        _end_failed_transaction()
+        raise
+    _batch.pipeline = None
+    try:
+        with as_peewee_errors:
+            block.__exit__(None, None, None)
+    except Exception:
+        _end_failed_transaction()
+        raise
+
+
+def _end_failed_transaction() -> None:
+    """After an error in a pipeline PostgreSQL skips the rest up to the next sync, ROLLBACK and
+    COMMIT included: the connection is left in the failed transaction. End it here, unless an
+    outer transaction of peewee's is still open (its own exit rolls back)."""
+    conn = database.connection()
+    if database.transaction_depth() == 0 and conn.info.transaction_status == TransactionStatus.INERROR:
+        conn.execute("ROLLBACK")
+
+
+@contextmanager
+def deferred():
+    """In ``pipelined()``, the block's ``update_rows`` and ``insert_row`` do not wait for their
+    answers: ``update_rows`` returns None instead of a row count and ``insert_row`` returns the row
+    without its id. For writes whose answers nobody reads (the sign-in's last-sign-in time and its
+    audit entry). Everything else in the block, peewee's queries included, waits as usual; outside
+    a pipeline (SQLite, or no ``pipelined()`` around) nothing changes."""
+    previous = getattr(_batch, "defer", False)
+    _batch.defer = True
+    try:
+        yield
+    finally:
+        _batch.defer = previous
+
+
+def _deferring() -> bool:
+    return getattr(_batch, "pipeline", None) is not None and getattr(_batch, "defer", False)
+
+
+def _execute_write(sql, params):
+    """A write of ``insert_row`` / ``update_rows``: queued without waiting under ``deferred()``
+    in a pipeline (PostgreSQL only), executed as any other statement otherwise."""
+    if _deferring():
+        return database.obj.execute_sql(sql, params, wait=False)
+    return database.execute_sql(sql, params)
+
+
 def connect_url(url: str):
     """Build (not open) the database named by a URL: sqlite:///path or postgresql://..."""
     parsed = urlparse(url)
@@ -57,7 +153,7 @@ def connect_url(url: str):
     if parsed.scheme in ("postgres", "postgresql"):
         # A pool: a new PostgreSQL connection costs 10-15 ms, more than most pages. psycopg's
         # automatic prepared statements stay on: measured, they halve the search's p95.
-        return PooledPostgresqlDatabase(
+        return PipelinedPostgresqlDatabase(
             parsed.path.lstrip("/"),
             user=parsed.username,
             password=parsed.password,
@@ -139,6 +235,7 @@ _INSERT_SQL: dict[tuple, str] = {}
 def insert_row(model, **values):
     """Insert one ``model`` row and return it, as ``model.create(**values)`` does (defaults filled,
     values converted by their fields), with the INSERT's text built once per (model, columns).
+    Under ``deferred()`` on PostgreSQL the row comes back without its id.
 
     For the rows that a sign-in writes (its audit entry, its session): see ``first_row``.
     """
@@ -147,18 +244,22 @@ def insert_row(model, **values):
         if field.name not in values:
             values[field.name] = default() if callable(default) else default
     names = tuple(values)
-    key = (model, names, database.param)
+    returning = is_postgres() and not _deferring()
+    key = (model, names, database.param, returning)
     sql = _INSERT_SQL.get(key)
     if sql is None:
         columns = ", ".join(f'"{meta.fields[name].column_name}"' for name in names)
         sql = (f'INSERT INTO "{meta.table_name}" ({columns})'
                f' VALUES ({", ".join([database.param] * len(names))})')
-        if is_postgres():
+        if returning:
             sql += f' RETURNING "{meta.primary_key.column_name}"'
         _INSERT_SQL[key] = sql
-    cursor = database.execute_sql(sql, [meta.fields[name].db_value(values[name]) for name in names])
+    cursor = _execute_write(sql, [meta.fields[name].db_value(values[name]) for name in names])
     row = model(**values)
-    setattr(row, meta.primary_key.name, cursor.fetchone()[0] if is_postgres() else cursor.lastrowid)
+    if returning:
+        setattr(row, meta.primary_key.name, cursor.fetchone()[0])
+    elif not is_postgres():
+        setattr(row, meta.primary_key.name, cursor.lastrowid)
     row._dirty.clear()
     return row
 
@@ -166,10 +267,11 @@ def insert_row(model, **values):
 _UPDATE_SQL: dict[tuple, str] = {}
 
 
-def update_rows(model, where: str, params: tuple, **values) -> int:
+def update_rows(model, where: str, params: tuple, **values) -> int | None:
     """``model.update(**values).where(...)`` with the text built once per (model, columns,
-    condition); returns the number of rows changed. ``where`` is written as in ``first_row``;
-    its ``params`` are given as the database takes them (``Field.db_value`` for times).
+    condition); returns the number of rows changed (None under ``deferred()`` on PostgreSQL: not
+    known yet). ``where`` is written as in ``first_row``; its ``params`` are given as the database
+    takes them (``Field.db_value`` for times).
 
     For the rows that every sign-in changes (the user's last sign-in, its trusted browser): peewee
     spends 0.05-0.1 ms building each UPDATE, about what SQLite takes to run it.
@@ -183,4 +285,5 @@ def update_rows(model, where: str, params: tuple, **values) -> int:
         sql = f'UPDATE "{meta.table_name}" SET {columns} WHERE {where.replace("?", database.param)}'
         _UPDATE_SQL[key] = sql
     new_values = [meta.fields[name].db_value(values[name]) for name in names]
-    return database.execute_sql(sql, new_values + list(params)).rowcount
+    cursor = _execute_write(sql, new_values + list(params))
+    return None if _deferring() else cursor.rowcount

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import logout_user
 
 from accounts import fields, identity, identity_requests, passwords, period, recovery, signin, tokens, twostep
-from accounts.db import database
+from accounts.db import database, pipelined
 from accounts.models import BUSINESS
 from blueprints.extensions import failed, limiter
 from blueprints.web import client_ip, render, safe_next
@@ -101,8 +101,9 @@ def signin_view():
         return render("portal/signin.html", status=401, next=next_url, login_id=login_id,
                       errors={"form": GENERIC_REFUSAL})
     user = result.user
-    # One transaction for the rest of the sign-in (trusted browser, completion, audit): one commit.
-    with database.atomic():
+    # One transaction for the rest of the sign-in (trusted browser, completion, audit): one commit,
+    # pipelined on PostgreSQL (BEGIN goes with the first statement, the last writes with COMMIT).
+    with pipelined(), database.atomic():
         trusted = (flow.has_method(user) and user.first_login_done
                    and twostep.is_trusted(user, trusted_token, ip=client_ip(), record=False))
         flow.start(user, next_url, second_done=trusted)

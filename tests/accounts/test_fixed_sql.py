@@ -2,8 +2,11 @@
 PostgreSQL): the same fields, converted the same way, defaults filled, ids from the database."""
 import datetime
 
+import pytest
+from peewee import IntegrityError
+
 from accounts import audit
-from accounts.db import first_row, insert_row
+from accounts.db import database, deferred, first_row, insert_row, is_postgres, pipelined, update_rows
 from accounts.models import AuditEntry, MigrationPeriod, TermsVersion, User, WebSession
 from tests.helpers import gen_contract, gen_user
 
@@ -64,3 +67,55 @@ def test_insert_row_fills_defaults_and_can_be_saved_again(db):
     row.save()
     assert WebSession.get_by_id(row.id).data == '{"a": 1}'
     assert WebSession.select().count() == 1
+
+
+# --- pipelined() and deferred(): the sign-in POST's round trips on PostgreSQL ----------------------
+
+def test_deferred_writes_are_stored_with_the_commit(db):
+    user = gen_user(gen_contract())
+    with pipelined(), database.atomic():
+        with deferred():
+            changed = update_rows(User, '"id" = ?', (user.id,), name="後で 書く")
+            entry = audit.record(user, "deferred_test", target_user=user)
+        # A query in the block waits for its answer, and sees what the block wrote before it.
+        assert first_row(User, '"id" = ?', user.id).name == "後で 書く"
+    # PostgreSQL has not answered the deferred writes yet: no row count, no id.
+    assert (changed, entry.id) == ((None, None) if is_postgres() else (1, entry.id))
+    assert User.get_by_id(user.id).name == "後で 書く"
+    assert AuditEntry.select().where(AuditEntry.action == "deferred_test").count() == 1
+
+
+def test_statements_that_are_not_deferred_answer_as_usual_in_a_pipeline(db):
+    user = gen_user(gen_contract())
+    with pipelined(), database.atomic():
+        assert update_rows(User, '"id" = ?', (user.id,), name="すぐ") == 1
+        assert User.update(phone="0312345678").where(User.id == user.id).execute() == 1
+        assert insert_row(WebSession, key_hash="p" * 64, principal="u:1", data="{}").id is not None
+    assert User.get_by_id(user.id).phone == "0312345678"
+
+
+def test_a_deferred_write_that_fails_keeps_nothing_of_the_transaction(db):
+    """On PostgreSQL the failure comes back at the block's end (with the COMMIT): as peewee's
+    IntegrityError, nothing of the transaction kept, and the connection usable afterwards."""
+    user = gen_user(gen_contract())
+    with pytest.raises(IntegrityError):
+        with pipelined(), database.atomic():
+            update_rows(User, '"id" = ?', (user.id,), name="途中")
+            with deferred():
+                update_rows(User, '"id" = ?', (user.id,), phone="0399999999")
+                insert_row(AuditEntry, action="deferred_test", target_user=10**9, actor_kind="system")
+    stored = User.get_by_id(user.id)
+    assert stored.name != "途中" and stored.phone != "0399999999"
+    assert not AuditEntry.select().where(AuditEntry.action == "deferred_test").exists()
+    assert database.execute_sql("SELECT 1").fetchone()[0] == 1 and not database.in_transaction()
+
+
+def test_an_error_in_the_block_keeps_nothing_either(db):
+    user = gen_user(gen_contract())
+    with pytest.raises(RuntimeError):
+        with pipelined(), database.atomic():
+            with deferred():
+                update_rows(User, '"id" = ?', (user.id,), name="途中")
+            raise RuntimeError("stop")
+    assert User.get_by_id(user.id).name != "途中"
+    assert database.execute_sql("SELECT 1").fetchone()[0] == 1
