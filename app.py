@@ -270,6 +270,18 @@ def _holds_nul() -> bool:
     return any("\x00" in v for v in values)
 
 
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Content-Security-Policy",
+     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"),
+)
+
+
 def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _open_db():
@@ -294,23 +306,19 @@ def _register_hooks(app: Flask) -> None:
                 and threading.current_thread() is threading.main_thread()):
             database.close()
 
+    security_headers = [(name.lower(), name, value) for name, value in SECURITY_HEADERS]
+    hsts = ("strict-transport-security", "Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
     @app.after_request
     def _security_headers(response):
+        """Every answer's security headers, unless its view set its own. One pass over the headers
+        the answer has (werkzeug's setdefault raises and catches an exception per missing header)."""
         h = response.headers
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Referrer-Policy", "same-origin")
-        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        h.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-        )
-        if app.config["SEND_HSTS"]:
-            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if request.endpoint and "static" not in request.endpoint:
-            h.setdefault("Cache-Control", "no-store")
+        present = {name.lower() for name, _ in h}
+        if request.endpoint and "static" not in request.endpoint and "cache-control" not in present:
+            h.add("Cache-Control", "no-store")
+        wanted = security_headers + [hsts] if app.config["SEND_HSTS"] else security_headers
+        h.extend([(name, value) for key, name, value in wanted if key not in present])
         return response
 
     @app.context_processor
