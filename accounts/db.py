@@ -78,7 +78,7 @@ _batch = threading.local()
 def pipelined():
     """Send the block's statements to PostgreSQL together where nothing waits for their answers.
 
-    Each answer a statement waits for costs a round trip: on the sign-in POST, seven of them
+    Each answer a statement waits for costs a round trip, 0.06-0.08 ms of the worker's own CPU
     (benchmarks/portal_signin.py). In this block BEGIN goes out with the first statement, and the
     writes of ``insert_row`` and ``update_rows`` under ``deferred()`` go out with the COMMIT, in
     one round trip at the block's end. An error in a deferred write is raised there, as peewee's
