@@ -7,16 +7,11 @@ forgotten on one of several web workers.
 from dataclasses import dataclass
 
 from .clock import utcnow
-from .db import database, first_row
+from .db import database
 from .models import MigrationPeriod, SiteSetting
 from .period import Period
 
 DEMO_LOADED = "demo_loaded_at"
-
-
-def get(key: str, default: str | None = None) -> str | None:
-    row = first_row(SiteSetting, '"key" = ?', key)
-    return row.value if row is not None else default
 
 
 def put(key: str, value: str) -> None:
@@ -33,7 +28,7 @@ def mark_demo_loaded() -> None:
 
 
 def demo_loaded() -> bool:
-    return get(DEMO_LOADED) is not None
+    return facts().demo_loaded
 
 
 @dataclass(frozen=True)

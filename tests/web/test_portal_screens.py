@@ -1,5 +1,6 @@
 """Every portal screen in both languages, and every bad input answered clearly (never a 500)."""
 import datetime
+import logging
 import re
 
 import pytest
@@ -586,8 +587,6 @@ class _Statements:
     """The statements peewee sends (its DEBUG log): (verb, first table named, SQL)."""
 
     def __init__(self):
-        import logging
-
         self.logger = logging.getLogger("peewee")
         self.seen = []
 
@@ -598,8 +597,6 @@ class _Statements:
         self.seen.append((verb, table.group(1) if table else "", sql))
 
     def __enter__(self):
-        import logging
-
         handler = logging.Handler()
         handler.emit = self.emit
         self.handler, self.level = handler, self.logger.level
