@@ -6,6 +6,11 @@ token, a flash message) stays in Flask's signed cookie, and opening a page never
 signed-in user or staff member, a legacy sign-in — it moves into a ``WebSession`` row and the
 cookie carries only ``sid.<random key>``. ``session.clear()`` (every sign-in step, sign-out)
 gives the session a new key and deletes the old row, so a copied cookie stops working.
+
+The row is normally written when the answer is saved. The end of a sign-in writes it earlier,
+inside the sign-in's own transaction (``write_now``): on PostgreSQL its INSERT then goes with
+that transaction's COMMIT instead of making a round trip of its own, and a sign-in that fails
+leaves no session behind.
 """
 import hashlib
 import os
@@ -14,6 +19,7 @@ from flask import request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from accounts import sessions as store
+from accounts.db import deferred
 from accounts.models import Staff, User
 
 SID_PREFIX = "sid."
@@ -31,6 +37,7 @@ class ServerSession(SecureCookieSession):
         super().__init__(initial)
         self.row = row          # the WebSession behind this session, if any
         self.rotate = False     # clear() was called: a new key at save time
+        self.written = None     # (raw key, principal, signed_in, data) of a row write_now wrote
 
     def clear(self):
         super().clear()
@@ -54,6 +61,15 @@ def principal_of(data) -> tuple[str | None, bool] | None:
                 return f"{kind}:{value}", False
             return None, False
     return None
+
+
+def write_now() -> None:
+    """Write the request's session row now (see the module's text): the last step of a sign-in
+    calls it inside its transaction, after ``login_user``. Under ``pipelined()`` the INSERT waits
+    for nothing and goes with the COMMIT; the cookie is still set when the answer is saved."""
+    from flask import current_app, session
+
+    current_app.session_interface.write_now(current_app, session._get_current_object())
 
 
 def current_session_id() -> int | None:
@@ -116,9 +132,43 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             data = {}
         return self.session_class(data, row=row)
 
+    def write_now(self, app, session) -> None:
+        wanted = principal_of(session)
+        if wanted is None or not isinstance(session, ServerSession):
+            return
+        row = session.row
+        if row is not None and not session.rotate:
+            return   # the row exists already: saved with the answer, as usual
+        if row is not None:
+            store.delete(row.id)
+        principal, signed_in = wanted
+        self._seed_csrf(app, session)
+        data = self.serializer.dumps(dict(session))
+        with deferred():
+            raw, row = store.create(data, principal=principal, signed_in=signed_in,
+                                    ip=request.remote_addr or "", user_agent=request.user_agent.string or "")
+        session.row, session.rotate = row, False
+        session.written = (raw, principal, signed_in, data)
+
+    @staticmethod
+    def _seed_csrf(app, session) -> None:
+        """Seed the CSRF token so that the pages of a signed-in session never write the row."""
+        session.setdefault(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
+                           hashlib.sha1(os.urandom(64)).hexdigest())
+
+    def _set_cookie(self, app, response, raw: str) -> None:
+        response.set_cookie(
+            self.get_cookie_name(app), SID_PREFIX + raw, httponly=True,
+            domain=self.get_cookie_domain(app), path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app), samesite=self.get_cookie_samesite(app))
+        response.vary.add("Cookie")
+
     def save_session(self, app, session, response):
-        if response.status_code == 503:
-            return   # the database is out (blueprints.outage): nothing of this request was kept
+        if response.status_code >= 500:
+            # A server error (or the database out: blueprints.outage) kept nothing of the request's
+            # transaction; the session stays as it was too. A sign-in whose COMMIT failed after
+            # ``login_user`` must not come back as a signed-in session written on its own.
+            return
         try:
             self._save(app, session, response)
         except Exception as exc:
@@ -134,6 +184,21 @@ class ServerSessionInterface(SecureCookieSessionInterface):
 
     def _save(self, app, session, response):
         wanted = principal_of(session)
+        written = getattr(session, "written", None)
+        if written is not None:
+            session.written = None
+            raw, principal, signed_in, data = written
+            if (not session.rotate and wanted == (principal, signed_in)
+                    and self.serializer.dumps(dict(session)) == data):
+                return self._set_cookie(app, response, raw)   # write_now wrote all there is
+            # Changed since: its row (whose id a pipelined INSERT does not tell) is saved as usual.
+            session.row = store.load(raw, **self._lifetimes(app))
+            if session.row is None:   # its transaction was undone: nobody is signed in
+                gone = self.session_class()
+                gone.modified = True
+                return super().save_session(app, gone, response)
+            if not session.rotate and wanted is not None:
+                self._set_cookie(app, response, raw)
         row = getattr(session, "row", None)
         if row is not None and (session.rotate or wanted is None):
             store.delete(row.id)
@@ -143,18 +208,12 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             return super().save_session(app, session, response)
         principal, signed_in = wanted
         if row is None:
-            # Seed the CSRF token so that the pages of a signed-in session never write the row.
-            session.setdefault(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
-                               hashlib.sha1(os.urandom(64)).hexdigest())
+            self._seed_csrf(app, session)
             raw, row = store.create(self.serializer.dumps(dict(session)), principal=principal,
                                     signed_in=signed_in, ip=request.remote_addr or "",
                                     user_agent=request.user_agent.string or "")
             session.row, session.rotate = row, False
-            response.set_cookie(
-                self.get_cookie_name(app), SID_PREFIX + raw, httponly=True,
-                domain=self.get_cookie_domain(app), path=self.get_cookie_path(app),
-                secure=self.get_cookie_secure(app), samesite=self.get_cookie_samesite(app))
-            response.vary.add("Cookie")
+            self._set_cookie(app, response, raw)
         elif session.modified:
             store.save(row.id, self.serializer.dumps(dict(session)), principal=principal,
                        signed_in=signed_in)

@@ -19,6 +19,7 @@ from flask_login import login_user
 
 from accounts import signin, terms, twostep
 from accounts.models import MAIL_OTP, TOTP, User
+from blueprints.sessions import write_now as write_session_now
 from blueprints.web import client_ip, safe_next
 
 PENDING = "pending_signin"
@@ -111,6 +112,7 @@ def finish(user: User, detail: str | None = None):
     session.clear()
     g.pop("csrf_token", None)
     login_user(user)
+    write_session_now()   # in the caller's transaction: the sign-in and its session, or neither
     return redirect(target, 303)
 
 

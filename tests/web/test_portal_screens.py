@@ -612,7 +612,8 @@ class _Statements:
 def test_a_trusted_sign_in_asks_the_database_only_what_it_needs(client, db):
     """Each statement is a round trip on PostgreSQL (benchmarks/portal_signin.py): the sign-in page
     reads the period and the demo flag in one statement, and a sign-in from a trusted browser
-    reads the user, its browser, the terms and writes its three rows (BEGIN and COMMIT besides)."""
+    reads the user, its browser, the terms and writes its three rows (BEGIN and COMMIT besides),
+    the session's row inside the sign-in's transaction (blueprints.sessions.write_now)."""
     from accounts.models import TermsAcceptance, TermsVersion
 
     ensure_terms()
@@ -630,3 +631,54 @@ def test_a_trusted_sign_in_asks_the_database_only_what_it_needs(client, db):
     assert [s[:2] for s in sign_in] == [("SELECT", "user"), ("UPDATE", "trusted_browser"),
                                         ("SELECT", "terms_version"), ("UPDATE", "user"),
                                         ("INSERT", "audit_entry"), ("INSERT", "web_session")]
+
+
+def test_a_sign_in_whose_transaction_fails_leaves_no_session(make_app, monkeypatch):
+    """The session row is written inside the sign-in's transaction: when a write of it fails (on
+    PostgreSQL at the COMMIT, where the pipelined writes and the session's INSERT go together), the
+    answer is the error page, no session row is kept and nobody is signed in."""
+    from accounts import audit
+    from accounts.db import insert_row
+    from accounts.models import TermsAcceptance, TermsVersion, WebSession
+
+    client = _other_app(make_app, PROPAGATE_EXCEPTIONS=False).test_client()
+    ensure_terms()
+    user = _user(password=PASSWORD, first_login_done=True, twostep_method="mail")
+    TermsAcceptance.create(user=user, terms=TermsVersion.current())
+    client.set_cookie("trusted_browser_business", twostep.trust_browser(user, days=30))
+    record = audit.record
+
+    def failing_record(actor, action, **kw):
+        if action != "signin_completed":
+            return record(actor, action, **kw)
+        return insert_row(AuditEntry, action=action, target_user=10**9, actor_kind="system")  # no such user
+
+    monkeypatch.setattr(audit, "record", failing_record)
+    p = Portal(client, "business")
+    p.get("/signin")
+    r = client.post("/business/signin", data={"csrf_token": p.token, "login_id": user.login_id,
+                                              "password": PASSWORD})
+    assert r.status_code == 500
+    assert list(WebSession.select().dicts()) == []
+    assert User.get_by_id(user.id).last_login_at is None
+    monkeypatch.setattr(audit, "record", record)
+    r = client.get("/business/dashboard")
+    assert r.status_code in (302, 303) and "/business/signin" in r.headers["Location"]
+
+
+def test_a_session_changed_after_the_sign_in_wrote_it_is_saved_whole(client, monkeypatch):
+    """A value put in the session after the sign-in's own write (a flash on the way out) reaches
+    the row: the next page shows it."""
+    from blueprints.portal import flow
+
+    finish = flow.finish
+
+    def finish_and_flash(user, detail=None):
+        response = finish(user, detail)
+        flow.flash("after the write", "ok")
+        return response
+
+    monkeypatch.setattr(flow, "finish", finish_and_flash)
+    _user_, p = _signed_in(client)   # the journey loads the dashboard the sign-in redirects to
+    assert "after the write" in p.landed[1].get_data(as_text=True)
+    assert "after the write" not in p.get("/dashboard").get_data(as_text=True)   # shown once
