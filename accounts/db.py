@@ -108,6 +108,15 @@ def pipelined():
         raise
 
 
+def idle_connection():
+    """The thread's PostgreSQL connection (psycopg's) when no transaction or pipeline is open on
+    it, else None (and None on SQLite)."""
+    if not is_postgres() or database.in_transaction() or getattr(_batch, "pipeline", None) is not None:
+        return None
+    conn = database.connection()
+    return conn if conn.info.transaction_status == TransactionStatus.IDLE else None
+
+
 def _end_failed_transaction() -> None:
     """After an error in a pipeline PostgreSQL skips the rest up to the next sync, ROLLBACK and
     COMMIT included: the connection is left in the failed transaction. End it here, unless an

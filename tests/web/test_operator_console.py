@@ -295,3 +295,87 @@ def test_terms_counters_count_real_acceptances(client):
     for _ in range(3):
         terms.accept(gen_user(), v)
     assert TermsVersion.get_by_id(v.id).accepted_count == 3
+
+
+# --- the site's facts kept between requests (PostgreSQL) ------------------------------------------
+
+def _reads(fn) -> int:
+    """How many statements ``fn`` sends (peewee's DEBUG log)."""
+    import logging
+
+    logger, seen = logging.getLogger("peewee"), []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        fn()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return len(seen)
+
+
+def test_site_facts_are_read_again_only_after_the_database_says_they_changed(db):
+    """On PostgreSQL a page's facts cost no round trip until a change is notified (the trigger of
+    migrations/0012), whoever makes it: another connection (a command, another worker) included.
+    SQLite reads them every time (in the process)."""
+    import psycopg
+
+    from accounts import health
+    from accounts.db import database, is_postgres
+
+    site.facts()
+    assert _reads(site.facts) == (0 if is_postgres() else 1)
+    start, end = datetime.datetime(2026, 12, 1, 0, 0), datetime.datetime(2027, 3, 31, 14, 59)
+    period.set_period(start, end)                      # this connection: seen at once
+    assert site.facts().period == period.Period(start, end)
+    if not is_postgres():
+        return
+    other = psycopg.connect(database.connection().info.dsn, autocommit=True)
+    try:
+        other.execute('UPDATE "migration_period" SET "end_at" = %s', (end + datetime.timedelta(days=1),))
+        other.execute('INSERT INTO "site_setting" ("key", "value", "updated_at") VALUES (%s, %s, now())',
+                      (site.DEMO_LOADED, "x"))
+        deadline = datetime.datetime.now() + datetime.timedelta(seconds=5)
+        while health.connection_alive() and datetime.datetime.now() < deadline:
+            pass   # the notification makes the idle connection readable: the next request replaces it
+        health.ensure_connection()                      # what the next request does first
+        assert site.facts() == site.Facts(period.Period(start, end + datetime.timedelta(days=1)), True)
+        assert _reads(site.facts) == 0
+        other.execute('DELETE FROM "migration_period"')
+        database.execute_sql("SELECT 1")                 # the notification comes with an answer
+        assert site.facts().period is None
+    finally:
+        other.close()
+
+
+def test_site_facts_are_not_kept_inside_a_transaction(db):
+    from accounts.db import database
+
+    with database.atomic():
+        assert _reads(site.facts) == 1 and _reads(site.facts) == 1
+        MigrationPeriod.create(id=1, start_at=datetime.datetime(2026, 12, 1),
+                               end_at=datetime.datetime(2027, 1, 1))
+        assert site.facts().period is not None           # its own uncommitted change
+    assert site.facts().period is not None
+
+
+def test_site_facts_without_the_trigger_are_read_every_time(db):
+    """A database whose migration 0012 is not applied yet never tells: nothing is kept."""
+    from accounts import health
+    from accounts.db import database, is_postgres
+
+    if not is_postgres():
+        pytest.skip("SQLite reads them every time anyway")
+    database.execute_sql('DROP TRIGGER "site_setting_notify" ON "site_setting"')
+    health.discard_connection()
+    try:
+        site.facts()
+        assert _reads(site.facts) == 1
+    finally:
+        database.execute_sql(
+            'CREATE TRIGGER "site_setting_notify" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON'
+            ' "site_setting" FOR EACH STATEMENT EXECUTE FUNCTION portal_site_facts_changed()')
+        health.discard_connection()
