@@ -92,14 +92,15 @@ def pipelined():
     block = database.connection().pipeline()
     with as_peewee_errors:  # psycopg's errors, raised as peewee's
         _batch.pipeline = block.__enter__()
+    _batch.ahead = {}
     try:
         yield
     except BaseException as exc:
-        _batch.pipeline = None
+        _batch.pipeline, _batch.ahead = None, {}
         block.__exit__(type(exc), exc, exc.__traceback__)  # the block's error is the one raised
         _end_failed_transaction()
         raise
-    _batch.pipeline = None
+    _batch.pipeline, _batch.ahead = None, {}
     try:
         with as_peewee_errors:
             block.__exit__(None, None, None)
@@ -208,18 +209,21 @@ def is_postgres() -> bool:
 _ROW_SQL: dict[tuple, tuple[str, tuple]] = {}
 
 
-def first_row(model, where: str, *params, order_by: str = ""):
-    """The first ``model`` row matching a hand-written ``where`` (``?`` placeholders), or None.
-
-    For the few lookups that nearly every request makes (the signed-in principal and its session,
-    the site flags, the migration period, the user signing in). Peewee builds a query's SQL text
-    anew at every call (0.1 ms for a small table, 0.5 ms for ``user`` with its thirty columns) and
-    maps the cursor's columns to fields again for every result (another 0.05 ms): more than
-    SQLite takes to answer (benchmarks/portal_signin.py). Here both are worked out once per
-    (model, condition, placeholder style), and the row comes back as the model a peewee select
-    gives: every value converted by its field, nothing marked changed. ``where`` names columns
-    as they are in the table.
+def ask_ahead(key, model, where: str, *params) -> None:
+    """Send ``first_row``'s statement now without waiting for its answer, in ``pipelined()``: it
+    goes to PostgreSQL with the next statement that waits, and ``first_row(..., ahead=key)`` then
+    takes the answer instead of asking again (one round trip for both). For a read that the block
+    will probably need after a write whose answer decides (the sign-in asks the terms with its
+    trusted browser's UPDATE). The answer is as of when it was sent; one not taken is dropped at
+    the block's end. Outside a pipeline (SQLite) nothing is sent and ``first_row`` asks as usual.
     """
+    if getattr(_batch, "pipeline", None) is None:
+        return
+    sql, _fields = _row_statement(model, where, "")
+    _batch.ahead[key] = (sql, database.obj.execute_sql(sql, params, wait=False))
+
+
+def _row_statement(model, where: str, order_by: str) -> tuple[str, tuple]:
     key = (model, where, order_by, database.param)
     statement = _ROW_SQL.get(key)
     if statement is None:
@@ -229,8 +233,28 @@ def first_row(model, where: str, *params, order_by: str = ""):
                f' WHERE {where.replace("?", database.param)}'
                + (f" ORDER BY {order_by}" if order_by else "") + " LIMIT 1")
         statement = _ROW_SQL[key] = (sql, tuple((f.name, f.python_value) for f in fields))
-    sql, fields = statement
-    values = database.execute_sql(sql, params).fetchone()
+    return statement
+
+
+def first_row(model, where: str, *params, order_by: str = "", ahead=None):
+    """The first ``model`` row matching a hand-written ``where`` (``?`` placeholders), or None.
+
+    For the few lookups that nearly every request makes (the signed-in principal and its session,
+    the site flags, the migration period, the user signing in). Peewee builds a query's SQL text
+    anew at every call (0.1 ms for a small table, 0.5 ms for ``user`` with its thirty columns) and
+    maps the cursor's columns to fields again for every result (another 0.05 ms): more than
+    SQLite takes to answer (benchmarks/portal_signin.py). Here both are worked out once per
+    (model, condition, placeholder style), and the row comes back as the model a peewee select
+    gives: every value converted by its field, nothing marked changed. ``where`` names columns
+    as they are in the table. ``ahead``: the key of an ``ask_ahead`` that sent this statement.
+    """
+    sql, fields = _row_statement(model, where, order_by)
+    sent = getattr(_batch, "ahead", None) and _batch.ahead.pop(ahead, None)
+    if sent and sent[0] == sql:
+        with as_peewee_errors:
+            values = sent[1].fetchone()
+    else:
+        values = database.execute_sql(sql, params).fetchone()
     if values is None:
         return None
     row = model(__no_default__=1)

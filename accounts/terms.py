@@ -14,7 +14,7 @@ from peewee import IntegrityError, fn
 
 from . import audit
 from .clock import utcnow
-from .db import database, first_row
+from .db import ask_ahead, database, first_row
 from .models import TermsAcceptance, TermsVersion
 
 MAX_BYTES = 512 * 1024
@@ -167,14 +167,24 @@ def by_version(number) -> TermsVersion | None:
 
 # --- users agreeing -----------------------------------------------------------------------------
 
+PENDING = IN_FORCE + (' AND NOT EXISTS (SELECT 1 FROM "terms_acceptance"'
+                      ' WHERE "user_id" = ? AND "terms_id" = "terms_version"."id")')
+
+
 def pending_for(user, now=None) -> TermsVersion | None:
     """The version in force if the user has not agreed to it yet (None: nothing to agree).
 
     One statement (every sign-in asks): the version in force, kept only if no acceptance of it by
-    this user exists."""
-    return first_row(TermsVersion, IN_FORCE + ' AND NOT EXISTS (SELECT 1 FROM "terms_acceptance"'
-                     ' WHERE "user_id" = ? AND "terms_id" = "terms_version"."id")',
-                     TermsVersion.published_at.db_value(now or utcnow()), user.id)
+    this user exists. Its answer is taken from ``ask_pending_ahead`` when the sign-in sent it."""
+    return first_row(TermsVersion, PENDING, TermsVersion.published_at.db_value(now or utcnow()), user.id,
+                     ahead=("terms_pending", user.id))
+
+
+def ask_pending_ahead(user, now=None) -> None:
+    """Send ``pending_for``'s question now, to go with the next statement that waits
+    (accounts.db.ask_ahead; the sign-in's POST, on PostgreSQL)."""
+    ask_ahead(("terms_pending", user.id), TermsVersion, PENDING,
+              TermsVersion.published_at.db_value(now or utcnow()), user.id)
 
 
 def accept(user, terms: TermsVersion, *, ip=None) -> None:

@@ -12,6 +12,7 @@ from flask_login import logout_user
 from accounts import fields, identity, identity_requests, passwords, period, recovery, signin, tokens, twostep
 from accounts.db import database, pipelined
 from accounts.models import BUSINESS
+from accounts.terms import ask_pending_ahead
 from blueprints.extensions import failed, limiter
 from blueprints.web import client_ip, render, safe_next
 
@@ -102,10 +103,13 @@ def signin_view():
                       errors={"form": GENERIC_REFUSAL})
     user = result.user
     # One transaction for the rest of the sign-in (trusted browser, completion, audit): one commit,
-    # pipelined on PostgreSQL (BEGIN goes with the first statement, the last writes with COMMIT).
+    # pipelined on PostgreSQL (BEGIN and the terms question go with the trusted browser's UPDATE,
+    # the last writes with COMMIT).
     with pipelined(), database.atomic():
-        trusted = (flow.has_method(user) and user.first_login_done
-                   and twostep.is_trusted(user, trusted_token, ip=client_ip(), record=False))
+        may_skip = flow.has_method(user) and user.first_login_done and bool(trusted_token)
+        if may_skip:
+            ask_pending_ahead(user)   # read next when the browser is trusted: asked with its check
+        trusted = may_skip and twostep.is_trusted(user, trusted_token, ip=client_ip(), record=False)
         flow.start(user, next_url, second_done=trusted)
         return flow.after_password(user, trusted)
 

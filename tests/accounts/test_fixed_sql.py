@@ -6,7 +6,16 @@ import pytest
 from peewee import IntegrityError
 
 from accounts import audit
-from accounts.db import database, deferred, first_row, insert_row, is_postgres, pipelined, update_rows
+from accounts.db import (
+    ask_ahead,
+    database,
+    deferred,
+    first_row,
+    insert_row,
+    is_postgres,
+    pipelined,
+    update_rows,
+)
 from accounts.models import AuditEntry, MigrationPeriod, TermsVersion, User, WebSession
 from tests.helpers import gen_contract, gen_user
 
@@ -119,3 +128,61 @@ def test_an_error_in_the_block_keeps_nothing_either(db):
             raise RuntimeError("stop")
     assert User.get_by_id(user.id).name != "途中"
     assert database.execute_sql("SELECT 1").fetchone()[0] == 1
+
+
+# --- ask_ahead(): a read sent with the next statement that waits -----------------------------------
+
+def _statements(fn) -> int:
+    import logging
+
+    logger, seen = logging.getLogger("peewee"), []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        fn()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return len(seen)
+
+
+def test_a_read_asked_ahead_is_answered_with_the_next_statement_and_not_asked_again(db):
+    user = gen_user(gen_contract(), name="先に 聞く")
+    got = []
+
+    def block():
+        with pipelined(), database.atomic():
+            ask_ahead("who", User, '"id" = ?', user.id)
+            update_rows(User, '"id" = ?', (user.id,), phone="0311112222")   # waits: brings both
+            got.append(first_row(User, '"id" = ?', user.id, ahead="who"))
+
+    count = _statements(block)
+    assert got[0].name == "先に 聞く" and got[0].id == user.id
+    # PostgreSQL: the read sent ahead and the UPDATE (first_row did not ask again); SQLite: nothing
+    # is sent ahead, the UPDATE and first_row's own read.
+    assert count == 2
+
+
+def test_an_answer_asked_ahead_can_be_read_before_anything_else_waits(db):
+    user = gen_user(gen_contract())
+    with pipelined(), database.atomic():
+        ask_ahead("who", User, '"id" = ?', user.id)
+        assert first_row(User, '"id" = ?', user.id, ahead="who").id == user.id
+
+
+def test_an_answer_asked_ahead_and_not_taken_is_dropped_at_the_end_of_its_block(db):
+    user = gen_user(gen_contract(), name="前")
+    with pipelined(), database.atomic():
+        ask_ahead("who", User, '"id" = ?', user.id)
+    User.update(name="後").where(User.id == user.id).execute()
+    with pipelined(), database.atomic():
+        assert first_row(User, '"id" = ?', user.id, ahead="who").name == "後"
+    assert first_row(User, '"id" = ?', user.id, ahead="who").name == "後"
+
+
+def test_asking_ahead_outside_a_pipeline_sends_nothing(db):
+    user = gen_user(gen_contract())
+    assert _statements(lambda: ask_ahead("who", User, '"id" = ?', user.id)) == 0

@@ -628,8 +628,10 @@ def test_a_trusted_sign_in_asks_the_database_only_what_it_needs(client, db):
         r = client.post("/business/signin", data={"csrf_token": p.token, "login_id": user.login_id,
                                                   "password": PASSWORD})
     assert r.headers["Location"].endswith("/business/dashboard")
-    assert [s[:2] for s in sign_in] == [("SELECT", "user"), ("UPDATE", "trusted_browser"),
-                                        ("SELECT", "terms_version"), ("UPDATE", "user"),
+    checks = [("UPDATE", "trusted_browser"), ("SELECT", "terms_version")]
+    if database.obj.__class__.__name__.startswith("Pipelined"):
+        checks.reverse()   # the terms question is sent ahead, to go with the browser's check
+    assert [s[:2] for s in sign_in] == [("SELECT", "user"), *checks, ("UPDATE", "user"),
                                         ("INSERT", "audit_entry"), ("INSERT", "web_session")]
 
 
