@@ -14,7 +14,7 @@ from accounts.db import database, pipelined
 from accounts.models import BUSINESS
 from accounts.terms import ask_pending_ahead
 from blueprints.extensions import failed, limiter
-from blueprints.web import client_ip, render, safe_next
+from blueprints.web import client_ip, render, render_public, safe_next
 
 from . import flow
 from .guard import portal_user
@@ -78,7 +78,7 @@ def signin_view():
     if request.method != "POST":
         if portal_user() is not None:
             return redirect(safe_next(request.args.get("next"), url_for(f"{portal}.dashboard")), 303)
-        return render("portal/signin.html", next=request.args.get("next", ""), errors={}, login_id="")
+        return render_public("portal/signin.html", next=request.args.get("next", ""), errors={}, login_id="")
     login_id = (request.form.get("login_id") or "").strip()
     password = request.form.get("password") or ""
     next_url = safe_next(request.form.get("next"), "")

@@ -9,7 +9,7 @@ from accounts import tokens, twostep
 from accounts.clock import utcnow
 from accounts.db import database
 from accounts.models import AuditEntry, Mail, MigrationPeriod, ResetToken, TrustedBrowser, User
-from tests.helpers import gen_contract, gen_user
+from tests.helpers import csrf_token, gen_contract, gen_user
 from tests.web.portal_journey import Portal, ensure_terms, last_mail, otp_from_mail
 
 PASSWORD = "Abcdef1!x"
@@ -684,3 +684,90 @@ def test_a_session_changed_after_the_sign_in_wrote_it_is_saved_whole(client, mon
     _user_, p = _signed_in(client)   # the journey loads the dashboard the sign-in redirects to
     assert "after the write" in p.landed[1].get_data(as_text=True)
     assert "after the write" not in p.get("/dashboard").get_data(as_text=True)   # shown once
+
+
+# --- the sign-in page kept rendered (blueprints.web.render_public) -------------------------------
+
+_TOKEN = re.compile(r'(name="csrf_token" value="|"X-CSRFToken": ")[^"]+')
+
+
+def _page(client, path, **kw):
+    r = client.get(path, **kw)
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    return html, _TOKEN.sub(r"\1TOKEN", html)
+
+
+@pytest.mark.parametrize("portal", ["business", "sdpf"])
+def test_the_kept_sign_in_page_is_the_page_rendered_afresh(app, portal):
+    """Whatever the language, period, phase, demo flag or address: the kept page is the one the
+    template renders at that moment, with the visitor's own token."""
+    import time_machine
+
+    from accounts import site
+    from tests.legacy_helpers import BEFORE_AT, DURING_AT, set_period
+
+    def both(path, **kw):
+        kept = [_page(app.test_client(), path, **kw) for _ in range(2)]
+        app.jinja_env.auto_reload = True   # development: nothing kept
+        try:
+            fresh = _page(app.test_client(), path, **kw)
+        finally:
+            app.jinja_env.auto_reload = False
+        assert kept[0][1] == kept[1][1] == fresh[1]
+        assert len({csrf_token(h) for h, _ in (*kept, fresh)}) == 3
+        return fresh[1]
+
+    path = f"/{portal}/signin"
+    pages = [both(path), both(path, headers={"Accept-Language": "en"}), both(path + "?next=/x%22y")]
+    set_period()
+    with time_machine.travel(BEFORE_AT, tick=False):
+        pages.append(both(path))
+    with time_machine.travel(DURING_AT, tick=False):
+        pages.append(both(path))
+    site.mark_demo_loaded()
+    pages.append(both(path))
+    assert len(set(pages)) == len(pages)   # every change above shows
+    assert 'value="/x&#34;y"' in pages[2] and "(demo)" not in pages[1] and "（デモ）" in pages[-1]
+
+
+def test_each_visitor_of_the_kept_page_has_a_token_of_their_own(client, app):
+    other = app.test_client()
+    mine = csrf_token(client.get("/business/signin").get_data(as_text=True))
+    theirs = csrf_token(other.get("/business/signin").get_data(as_text=True))
+    assert mine != theirs
+    form = {"login_id": "nobody", "password": "Wrong-pass1"}
+    assert client.post("/business/signin", data={**form, "csrf_token": theirs}).status_code == 400
+    assert client.post("/business/signin", data={**form, "csrf_token": mine}).status_code == 401
+
+
+def test_a_message_or_a_signed_in_visitor_never_gets_the_kept_page(client, app, monkeypatch):
+    """A session holding more than its token (a message, somebody signed in) is rendered for
+    itself, and what it showed is not kept for others."""
+    from blueprints import web
+    from tests.web.admin_helpers import make_world, sign_in
+
+    renders = []
+    render_template = web.render_template
+    monkeypatch.setattr(web, "render_template",
+                        lambda *a, **kw: renders.append(a[0]) or render_template(*a, **kw))
+
+    def renders_for(c, path="/business/signin"):
+        renders.clear()
+        html = c.get(path).get_data(as_text=True)
+        return len(renders), html
+
+    visitor = app.test_client()
+    assert renders_for(visitor)[0] == 1 and renders_for(visitor)[0] == 0   # kept after the first
+    with client.session_transaction() as sess:
+        sess["_flashes"] = [("ok", "for this visitor only")]
+    count, html = renders_for(client)
+    assert count == 1 and "for this visitor only" in html
+    count, html = renders_for(app.test_client())
+    assert count == 0 and "for this visitor only" not in html
+    assert renders_for(app.test_client(), "/sdpf/signin")[0] == 1      # kept once per portal...
+    _signed_in(client)                                                     # ...but a Business user
+    assert renders_for(client, "/sdpf/signin")[0] == 1                    # is rendered for
+    staff = app.test_client()
+    sign_in(staff, make_world().operator)
+    assert renders_for(staff)[0] == 1
