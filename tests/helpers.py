@@ -1,5 +1,6 @@
 """gen_* factories for test data, and small helpers for forms."""
 import itertools
+import logging
 import re
 
 from accounts.models import ORIGIN_LEGACY, ORIGIN_NATIVE, Contract, User
@@ -55,3 +56,29 @@ def run_worker(app) -> dict:
 
     with app.app_context():
         return background.run_round(None, app.config)
+
+
+class Statements:
+    """The statements peewee sends (its DEBUG log): (verb, first table named, SQL)."""
+
+    def __init__(self):
+        self.logger = logging.getLogger("peewee")
+        self.seen = []
+
+    def emit(self, record):
+        sql = record.msg[0] if isinstance(record.msg, tuple) else str(record.msg)
+        verb = sql.split(None, 1)[0].upper()
+        table = re.search(r'"(\w+)"', sql.split(" FROM ", 1)[-1] if verb == "SELECT" else sql)
+        self.seen.append((verb, table.group(1) if table else "", sql))
+
+    def __enter__(self):
+        handler = logging.Handler()
+        handler.emit = self.emit
+        self.handler, self.level = handler, self.logger.level
+        self.logger.addHandler(handler)
+        self.logger.setLevel(logging.DEBUG)
+        return self.seen
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)

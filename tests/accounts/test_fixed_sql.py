@@ -17,7 +17,7 @@ from accounts.db import (
     update_rows,
 )
 from accounts.models import AuditEntry, MigrationPeriod, TermsVersion, User, WebSession
-from tests.helpers import gen_contract, gen_user
+from tests.helpers import Statements, gen_contract, gen_user
 
 
 def _fields(row):
@@ -133,19 +133,8 @@ def test_an_error_in_the_block_keeps_nothing_either(db):
 # --- ask_ahead(): a read sent with the next statement that waits -----------------------------------
 
 def _statements(fn) -> int:
-    import logging
-
-    logger, seen = logging.getLogger("peewee"), []
-    handler = logging.Handler()
-    handler.emit = seen.append
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with Statements() as seen:
         fn()
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     return len(seen)
 
 

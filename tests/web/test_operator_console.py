@@ -9,7 +9,7 @@ import time_machine
 from accounts import period, site, terms
 from accounts.clock import utcnow
 from accounts.models import AuditEntry, Contract, Mail, MigrationPeriod, Staff, TermsVersion, User
-from tests.helpers import csrf_token, gen_contract, gen_user
+from tests.helpers import Statements, csrf_token, gen_contract, gen_user
 from tests.legacy_helpers import BEFORE_AT, DURING_AT, PASSWORD, gen_legacy, set_period
 from tests.web.admin_helpers import make_world, sign_in
 
@@ -300,20 +300,9 @@ def test_terms_counters_count_real_acceptances(client):
 # --- the site's facts kept between requests (PostgreSQL) ------------------------------------------
 
 def _reads(fn) -> int:
-    """How many statements ``fn`` sends (peewee's DEBUG log)."""
-    import logging
-
-    logger, seen = logging.getLogger("peewee"), []
-    handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    """How many statements ``fn`` sends."""
+    with Statements() as seen:
         fn()
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     return len(seen)
 
 

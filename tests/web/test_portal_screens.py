@@ -1,6 +1,5 @@
 """Every portal screen in both languages, and every bad input answered clearly (never a 500)."""
 import datetime
-import logging
 import re
 
 import pytest
@@ -9,7 +8,7 @@ from accounts import tokens, twostep
 from accounts.clock import utcnow
 from accounts.db import database
 from accounts.models import AuditEntry, Mail, MigrationPeriod, ResetToken, TrustedBrowser, User
-from tests.helpers import csrf_token, gen_contract, gen_user
+from tests.helpers import Statements, csrf_token, gen_contract, gen_user
 from tests.web.portal_journey import Portal, ensure_terms, last_mail, otp_from_mail
 
 PASSWORD = "Abcdef1!x"
@@ -583,32 +582,6 @@ def test_remaining_screens_in_both_languages(client, db, lang):
 
 # --- what a sign-in asks of the database ---------------------------------------------------------
 
-class _Statements:
-    """The statements peewee sends (its DEBUG log): (verb, first table named, SQL)."""
-
-    def __init__(self):
-        self.logger = logging.getLogger("peewee")
-        self.seen = []
-
-    def emit(self, record):
-        sql = record.msg[0] if isinstance(record.msg, tuple) else str(record.msg)
-        verb = sql.split(None, 1)[0].upper()
-        table = re.search(r'"(\w+)"', sql.split(" FROM ", 1)[-1] if verb == "SELECT" else sql)
-        self.seen.append((verb, table.group(1) if table else "", sql))
-
-    def __enter__(self):
-        handler = logging.Handler()
-        handler.emit = self.emit
-        self.handler, self.level = handler, self.logger.level
-        self.logger.addHandler(handler)
-        self.logger.setLevel(logging.DEBUG)
-        return self.seen
-
-    def __exit__(self, *exc):
-        self.logger.removeHandler(self.handler)
-        self.logger.setLevel(self.level)
-
-
 def test_a_trusted_sign_in_asks_the_database_only_what_it_needs(client, db):
     """Each statement is a round trip on PostgreSQL (benchmarks/portal_signin.py): the sign-in page
     reads the period and the demo flag in one statement, and a sign-in from a trusted browser
@@ -621,10 +594,10 @@ def test_a_trusted_sign_in_asks_the_database_only_what_it_needs(client, db):
     TermsAcceptance.create(user=user, terms=TermsVersion.current())
     client.set_cookie("trusted_browser_business", twostep.trust_browser(user, days=30))
     p = Portal(client, "business")
-    with _Statements() as page:
+    with Statements() as page:
         p.get("/signin")
     assert len(page) == 1 and '"migration_period"' in page[0][2] and '"site_setting"' in page[0][2]
-    with _Statements() as sign_in:
+    with Statements() as sign_in:
         r = client.post("/business/signin", data={"csrf_token": p.token, "login_id": user.login_id,
                                                   "password": PASSWORD})
     assert r.headers["Location"].endswith("/business/dashboard")
