@@ -50,8 +50,8 @@ def render(page: str, fragment: str | None = None, status: int = 200, **context)
     return response
 
 
-# Pages kept rendered for visitors who are not signed in (render_public): per app, newest last.
-_PUBLIC_PAGES: "OrderedDict[tuple, str]" = OrderedDict()
+# Pages kept rendered for visitors who are not signed in (render_public), in each app's
+# ``extensions["public_pages"]``, newest last.
 PUBLIC_PAGES_KEPT = 256   # a few KB each; an address with another query string is another page
 _TOKEN_MARK = f"csrf-{secrets.token_hex(16)}"   # stands for the visitor's CSRF token while kept
 
@@ -76,18 +76,19 @@ def render_public(page: str, **context):
         return render(page, **context)
     from flask_babel import get_locale
 
-    key = (id(app), page, request.method, request.full_path, is_htmx(), str(get_locale()), site_facts(),
+    kept = app.extensions.setdefault("public_pages", OrderedDict())
+    key = (page, request.method, request.full_path, is_htmx(), str(get_locale()), site_facts(),
            migration_phase(), repr(sorted(context.items())))
-    html = _PUBLIC_PAGES.get(key)
+    html = kept.get(key)
     if html is None:
         setattr(g, field, _TOKEN_MARK)   # what the template's csrf_token() gives while rendering
         try:
             html = render_template(page, **context)
         finally:
             g.pop(field, None)
-        _PUBLIC_PAGES[key] = html
-        while len(_PUBLIC_PAGES) > PUBLIC_PAGES_KEPT:
-            _PUBLIC_PAGES.popitem(last=False)
+        kept[key] = html
+        while len(kept) > PUBLIC_PAGES_KEPT:
+            kept.popitem(last=False)
     response = make_response(html.replace(_TOKEN_MARK, generate_csrf()))
     response.headers.add("Vary", "HX-Request")
     return response

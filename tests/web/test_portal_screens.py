@@ -744,3 +744,12 @@ def test_a_message_or_a_signed_in_visitor_never_gets_the_kept_page(client, app, 
     staff = app.test_client()
     sign_in(staff, make_world().operator)
     assert renders_for(staff)[0] == 1
+
+
+def test_each_app_keeps_its_own_sign_in_page(make_app):
+    """The kept pages live in their app (its configuration is part of what they show)."""
+    first = _other_app(make_app, SITE_OPERATOR_NAME="一番 通信")
+    second = _other_app(make_app, SITE_OPERATOR_NAME="二番 通信")
+    for _ in range(2):
+        assert "© 一番 通信" in _page(first.test_client(), "/business/signin")[0]
+        assert "© 二番 通信" in _page(second.test_client(), "/business/signin")[0]
