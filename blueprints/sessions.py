@@ -38,10 +38,13 @@ class ServerSession(SecureCookieSession):
         self.row = row          # the WebSession behind this session, if any
         self.rotate = False     # clear() was called: a new key at save time
         self.written = None     # (raw key, principal, signed_in, data) of a row write_now wrote
+        self.ended = None       # the row this request's clear() ended (its id), kept on errors too
 
     def clear(self):
         super().clear()
         self.rotate = True
+        if self.row is not None and self.row.id is not None and self.ended is None:
+            self.ended = self.row.id
 
     @property
     def row_id(self) -> int | None:
@@ -166,9 +169,11 @@ class ServerSessionInterface(SecureCookieSessionInterface):
     def save_session(self, app, session, response):
         if response.status_code >= 500:
             # A server error (or the database out: blueprints.outage) kept nothing of the request's
-            # transaction; the session stays as it was too. A sign-in whose COMMIT failed after
-            # ``login_user`` must not come back as a signed-in session written on its own.
-            return
+            # transaction, and the session gains nothing either: a sign-in whose COMMIT failed
+            # after ``login_user`` must not come back as a signed-in session written on its own.
+            # It may lose: a session the request ended (a sign-out, a renewed sign-in step) stays
+            # ended. An error can sign somebody out, never in.
+            return self._end_on_error(app, session, response)
         try:
             self._save(app, session, response)
         except Exception as exc:
@@ -181,6 +186,19 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             from .outage import make_unavailable
 
             make_unavailable(response, exc)
+
+    def _end_on_error(self, app, session, response) -> None:
+        ended = getattr(session, "ended", None)
+        if ended is None or response.status_code == 503:
+            return   # nothing ended, or the database is out (its row cannot be deleted now)
+        try:
+            store.delete(ended)
+        except Exception:   # noqa: BLE001 - the error page stands; the row expires by itself
+            app.logger.warning("session %s could not be ended after a server error", ended)
+            return
+        response.delete_cookie(self.get_cookie_name(app), domain=self.get_cookie_domain(app),
+                               path=self.get_cookie_path(app), secure=self.get_cookie_secure(app),
+                               samesite=self.get_cookie_samesite(app), httponly=True)
 
     def _save(self, app, session, response):
         wanted = principal_of(session)

@@ -753,3 +753,24 @@ def test_each_app_keeps_its_own_sign_in_page(make_app):
     for _ in range(2):
         assert "© 一番 通信" in _page(first.test_client(), "/business/signin")[0]
         assert "© 二番 通信" in _page(second.test_client(), "/business/signin")[0]
+
+
+def test_a_sign_out_that_fails_after_ending_the_session_still_signs_out(make_app, monkeypatch):
+    """An error can sign somebody out, never in: the session the request ended stays ended even
+    when the answer is the error page."""
+    from accounts.models import WebSession
+    from blueprints.portal import auth
+
+    client = _other_app(make_app, PROPAGATE_EXCEPTIONS=False).test_client()
+    _user_, p = _signed_in(client)
+    assert WebSession.select().where(WebSession.signed_in).count() == 1
+
+    def broken_flash(*args, **kwargs):
+        raise RuntimeError("after session.clear()")
+
+    monkeypatch.setattr(auth, "flash", broken_flash)
+    p.get("/dashboard")
+    assert client.post("/business/signout", data={"csrf_token": p.token}).status_code == 500
+    assert WebSession.select().count() == 0
+    r = client.get("/business/dashboard")
+    assert r.status_code in (302, 303) and "/business/signin" in r.headers["Location"]
