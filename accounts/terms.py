@@ -176,15 +176,17 @@ def pending_for(user, now=None) -> TermsVersion | None:
 
     One statement (every sign-in asks): the version in force, kept only if no acceptance of it by
     this user exists. Its answer is taken from ``ask_pending_ahead`` when the sign-in sent it."""
-    return first_row(TermsVersion, PENDING, TermsVersion.published_at.db_value(now or utcnow()), user.id,
-                     ahead=("terms_pending", user.id))
+    return first_row(TermsVersion, PENDING, *_pending_params(user, now), ahead=("terms_pending", user.id))
 
 
 def ask_pending_ahead(user, now=None) -> None:
     """Send ``pending_for``'s question now, to go with the next statement that waits
     (accounts.db.ask_ahead; the sign-in's POST, on PostgreSQL)."""
-    ask_ahead(("terms_pending", user.id), TermsVersion, PENDING,
-              TermsVersion.published_at.db_value(now or utcnow()), user.id)
+    ask_ahead(("terms_pending", user.id), TermsVersion, PENDING, *_pending_params(user, now))
+
+
+def _pending_params(user, now) -> tuple:
+    return TermsVersion.published_at.db_value(now or utcnow()), user.id
 
 
 def accept(user, terms: TermsVersion, *, ip=None) -> None:

@@ -37,7 +37,7 @@ class ServerSession(SecureCookieSession):
         super().__init__(initial)
         self.row = row          # the WebSession behind this session, if any
         self.rotate = False     # clear() was called: a new key at save time
-        self.written = None     # (raw key, principal, signed_in, data) of a row write_now wrote
+        self.written = None     # (raw key, data) of the row write_now wrote
         self.ended = None       # the row this request's clear() ended (its id), kept on errors too
 
     def clear(self):
@@ -144,20 +144,20 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             return   # the row exists already: saved with the answer, as usual
         if row is not None:
             store.delete(row.id)
-        principal, signed_in = wanted
-        self._seed_csrf(app, session)
-        data = self.serializer.dumps(dict(session))
         with deferred():
-            raw, row = store.create(data, principal=principal, signed_in=signed_in,
-                                    ip=request.remote_addr or "", user_agent=request.user_agent.string or "")
-        session.row, session.rotate = row, False
-        session.written = (raw, principal, signed_in, data)
+            session.written = self._create_row(app, session, *wanted)
 
-    @staticmethod
-    def _seed_csrf(app, session) -> None:
-        """Seed the CSRF token so that the pages of a signed-in session never write the row."""
+    def _create_row(self, app, session, principal, signed_in) -> tuple[str, str]:
+        """A new row for the session (its data, principal, client); returns (raw key, data)."""
+        # The CSRF token is seeded so that the pages of a signed-in session never write the row.
         session.setdefault(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
                            hashlib.sha1(os.urandom(64)).hexdigest())
+        data = self.serializer.dumps(dict(session))
+        raw, session.row = store.create(data, principal=principal, signed_in=signed_in,
+                                        ip=request.remote_addr or "",
+                                        user_agent=request.user_agent.string or "")
+        session.rotate = False
+        return raw, data
 
     def _set_cookie(self, app, response, raw: str) -> None:
         response.set_cookie(
@@ -205,9 +205,8 @@ class ServerSessionInterface(SecureCookieSessionInterface):
         written = getattr(session, "written", None)
         if written is not None:
             session.written = None
-            raw, principal, signed_in, data = written
-            if (not session.rotate and wanted == (principal, signed_in)
-                    and self.serializer.dumps(dict(session)) == data):
+            raw, data = written   # the same data is the same principal (principal_of reads it)
+            if not session.rotate and self.serializer.dumps(dict(session)) == data:
                 return self._set_cookie(app, response, raw)   # write_now wrote all there is
             # Changed since: its row (whose id a pipelined INSERT does not tell) is saved as usual.
             session.row = store.load(raw, **self._lifetimes(app))
@@ -226,11 +225,7 @@ class ServerSessionInterface(SecureCookieSessionInterface):
             return super().save_session(app, session, response)
         principal, signed_in = wanted
         if row is None:
-            self._seed_csrf(app, session)
-            raw, row = store.create(self.serializer.dumps(dict(session)), principal=principal,
-                                    signed_in=signed_in, ip=request.remote_addr or "",
-                                    user_agent=request.user_agent.string or "")
-            session.row, session.rotate = row, False
+            raw, _data = self._create_row(app, session, principal, signed_in)
             self._set_cookie(app, response, raw)
         elif session.modified:
             store.save(row.id, self.serializer.dumps(dict(session)), principal=principal,

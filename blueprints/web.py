@@ -6,6 +6,7 @@ from collections import OrderedDict
 from urllib.parse import urlsplit
 
 from flask import current_app, g, has_request_context, make_response, render_template, request, session
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
@@ -45,7 +46,11 @@ def is_htmx() -> bool:
 def render(page: str, fragment: str | None = None, status: int = 200, **context):
     """Render the whole page, or only its partial when htmx asked; always Vary: HX-Request."""
     template = fragment if (fragment and is_htmx()) else page
-    response = make_response(render_template(template, **context), status)
+    return _page_response(render_template(template, **context), status)
+
+
+def _page_response(html: str, status: int = 200):
+    response = make_response(html, status)
     response.headers.add("Vary", "HX-Request")
     return response
 
@@ -74,8 +79,6 @@ def render_public(page: str, **context):
     if app.jinja_env.auto_reload or not set(session.keys()) <= {field} \
             or not current_user.is_anonymous:
         return render(page, **context)
-    from flask_babel import get_locale
-
     kept = app.extensions.setdefault("public_pages", OrderedDict())
     key = (page, request.method, request.full_path, is_htmx(), str(get_locale()), site_facts(),
            migration_phase(), repr(sorted(context.items())))
@@ -89,9 +92,7 @@ def render_public(page: str, **context):
         kept[key] = html
         while len(kept) > PUBLIC_PAGES_KEPT:
             kept.popitem(last=False)
-    response = make_response(html.replace(_TOKEN_MARK, generate_csrf()))
-    response.headers.add("Vary", "HX-Request")
-    return response
+    return _page_response(html.replace(_TOKEN_MARK, generate_csrf()))
 
 
 def safe_next(target: str | None, default: str) -> str:
